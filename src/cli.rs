@@ -1,0 +1,212 @@
+//! The command line, with clap. Only this file sees clap types; [`Cli::into_command`] turns
+//! them into plain [`crate::config`] settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Command, DumpConfig, RecordConfig, Target};
+use crate::output::{Format, FrameStyle};
+
+/// A sampling profiler for CPython that reads the interpreter from outside the process.
+#[derive(Debug, Parser)]
+#[command(name = "sampler", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Show diagnostics (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Sample a process or a command and write a profile (a flame graph by default).
+    Record(RecordArgs),
+    /// Print every thread's current Python stack once.
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["pid", "command"]))]
+struct RecordArgs {
+    /// The pid of a running Python process to sample.
+    #[arg(short, long)]
+    pid: Option<u32>,
+    /// Samples per second.
+    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
+    /// Stop after this many seconds (default: when the target exits or on Ctrl-C).
+    #[arg(short, long, value_parser = parse_seconds)]
+    duration: Option<Duration>,
+    /// The output file (default: program name and time, with the format's extension).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The output format.
+    #[arg(short, long, value_enum, default_value_t = CliFormat::Flamegraph)]
+    format: CliFormat,
+    /// Leave line numbers out: one entry per function and file.
+    #[arg(long, conflicts_with = "function")]
+    nolineno: bool,
+    /// Aggregate by function: every frame shows the function's first line.
+    #[arg(short = 'F', long)]
+    function: bool,
+    /// Include threads that are idle (sleeping or blocked) according to the OS.
+    #[arg(short, long)]
+    idle: bool,
+    /// Do not pause the target while reading it (lower overhead, stacks may be torn).
+    #[arg(long)]
+    nonblocking: bool,
+    /// Show whole file names instead of package-relative ones.
+    #[arg(long)]
+    full_filenames: bool,
+    /// The command to launch and profile, after `--`: `sampler record -- python app.py`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// The pid of a running Python process.
+    #[arg(short, long)]
+    pid: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Do not pause the target while reading it.
+    #[arg(long)]
+    nonblocking: bool,
+    /// Show whole file names instead of package-relative ones.
+    #[arg(long)]
+    full_filenames: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliFormat {
+    /// An SVG flame graph.
+    Flamegraph,
+    /// Collapsed stacks, one `a;b;c count` line per distinct stack.
+    Raw,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!("`{text}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl Cli {
+    /// The plain settings for the chosen command.
+    pub fn into_command(self) -> Command {
+        match self.command {
+            CliCommand::Record(a) => Command::Record(RecordConfig {
+                target: match a.pid {
+                    Some(pid) => Target::Pid(pid),
+                    None => Target::Command(a.command),
+                },
+                rate_hz: f64::from(a.rate),
+                duration: a.duration,
+                output: a.output,
+                format: match a.format {
+                    CliFormat::Flamegraph => Format::Flamegraph,
+                    CliFormat::Raw => Format::Raw,
+                },
+                style: if a.nolineno {
+                    FrameStyle::NoLine
+                } else if a.function {
+                    FrameStyle::Function
+                } else {
+                    FrameStyle::Line
+                },
+                include_idle: a.idle,
+                nonblocking: a.nonblocking,
+                full_filenames: a.full_filenames,
+            }),
+            CliCommand::Dump(a) => Command::Dump(DumpConfig {
+                pid: a.pid,
+                json: a.json,
+                nonblocking: a.nonblocking,
+                full_filenames: a.full_filenames,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(args).map(Cli::into_command)
+    }
+
+    #[test]
+    fn record_takes_a_command_verbatim() {
+        let Command::Record(c) = parse(&[
+            "sampler", "record", "-r", "250", "--", "python", "app.py", "-x", "--y",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            c.target,
+            Target::Command(vec![
+                "python".into(),
+                "app.py".into(),
+                "-x".into(),
+                "--y".into()
+            ])
+        );
+        assert_eq!(c.rate_hz, 250.0);
+        assert_eq!(c.style, FrameStyle::Line);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(parse(&["sampler", "record"]).is_err(), "needs a target");
+        assert!(
+            parse(&["sampler", "record", "-p", "1", "--", "python"]).is_err(),
+            "not both"
+        );
+        assert!(parse(&["sampler", "record", "-p", "1", "-r", "0"]).is_err());
+        assert!(parse(&["sampler", "record", "-p", "1", "-d", "-3"]).is_err());
+        assert!(parse(&["sampler", "record", "-p", "1", "--nolineno", "-F"]).is_err());
+        assert!(parse(&["sampler", "record", "-p", "1", "-f", "png"]).is_err());
+        assert!(parse(&["sampler", "record", "-p", "1", "--bogus"]).is_err());
+        assert!(parse(&["sampler", "dump"]).is_err());
+    }
+
+    #[test]
+    fn options_map_to_settings() {
+        let Command::Record(c) = parse(&[
+            "sampler",
+            "record",
+            "-p",
+            "42",
+            "-d",
+            "1.5",
+            "-f",
+            "raw",
+            "-F",
+            "-i",
+            "--nonblocking",
+            "--full-filenames",
+            "-o",
+            "x.txt",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.target, Target::Pid(42));
+        assert_eq!(c.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(c.format, Format::Raw);
+        assert_eq!(c.style, FrameStyle::Function);
+        assert!(c.include_idle && c.nonblocking && c.full_filenames);
+        assert_eq!(c.output.unwrap(), PathBuf::from("x.txt"));
+    }
+}

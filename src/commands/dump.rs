@@ -1,0 +1,135 @@
+//! `sampler dump`: every thread's stack, once, as text or JSON.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+
+use crate::commands::{command_line, open_target};
+use crate::config::{DumpConfig, Target};
+use crate::model::Sample;
+use crate::python::frames::MAX_DEPTH;
+use crate::sampling::{Sampler, SamplerOptions};
+
+#[derive(Serialize)]
+struct JsonDump<'a> {
+    pid: u32,
+    command_line: &'a str,
+    python_version: String,
+    threads: Vec<JsonThread>,
+}
+
+#[derive(Serialize)]
+struct JsonThread {
+    thread_id: u64,
+    os_thread_id: Option<u32>,
+    active: bool,
+    frames: Vec<JsonFrame>,
+}
+
+#[derive(Serialize)]
+struct JsonFrame {
+    name: String,
+    filename: String,
+    short_filename: Option<String>,
+    line: u32,
+    first_line: u32,
+}
+
+/// Runs `dump`.
+pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
+    let stop = AtomicBool::new(false);
+    let (process, interpreter) = open_target(&Target::Pid(config.pid), &stop)?;
+    let version = interpreter.version;
+    let title = command_line(&process);
+    let mut sampler = Sampler::new(
+        process,
+        interpreter,
+        SamplerOptions {
+            rate_hz: 1.0,
+            duration: None,
+            nonblocking: config.nonblocking,
+            include_idle: true,
+            full_filenames: config.full_filenames,
+            max_depth: MAX_DEPTH,
+        },
+    );
+    let sample = sampler.sample()?;
+    if config.json {
+        write_json(&sample, &title, &version.to_string(), out)?;
+    } else {
+        write_text(
+            &sample,
+            &title,
+            &version.to_string(),
+            &sampler.interpreter().binary_path,
+            out,
+        )?;
+    }
+    Ok(())
+}
+
+fn write_text(
+    sample: &Sample,
+    title: &str,
+    version: &str,
+    binary: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(out, "Process {}: {title}", sample.pid)?;
+    writeln!(out, "Python v{version} ({binary})")?;
+    for thread in &sample.threads {
+        writeln!(out)?;
+        let tid = thread
+            .os_thread_id
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| format!("{:#x}", thread.thread_id));
+        let state = if thread.active { "active" } else { "idle" };
+        writeln!(out, "Thread {tid} ({state})")?;
+        for frame in &thread.frames {
+            let file = frame.display_filename();
+            if frame.line == 0 || file.is_empty() {
+                writeln!(out, "    {} ({file})", frame.name)?;
+            } else {
+                writeln!(out, "    {} ({file}:{})", frame.name, frame.line)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_json(
+    sample: &Sample,
+    title: &str,
+    version: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let dump = JsonDump {
+        pid: sample.pid,
+        command_line: title,
+        python_version: version.to_string(),
+        threads: sample
+            .threads
+            .iter()
+            .map(|t| JsonThread {
+                thread_id: t.thread_id,
+                os_thread_id: t.os_thread_id,
+                active: t.active,
+                frames: t
+                    .frames
+                    .iter()
+                    .map(|f| JsonFrame {
+                        name: f.name.to_string(),
+                        filename: f.filename.to_string(),
+                        short_filename: f.short_filename.as_deref().map(str::to_string),
+                        line: f.line,
+                        first_line: f.first_line,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &dump)?;
+    writeln!(out)?;
+    Ok(())
+}

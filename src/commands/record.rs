@@ -1,0 +1,152 @@
+//! `sampler record`: sample at a fixed rate, aggregate, write a profile.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::commands::{command_line, open_target};
+use crate::config::{RecordConfig, Target};
+use crate::output::{write_atomically, StackCounts};
+use crate::python::frames::MAX_DEPTH;
+use crate::sampling::{Sampler, SamplerOptions, StopReason};
+use crate::ui::progress::Progress;
+
+/// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
+pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let (process, interpreter) = open_target(&config.target, &stop)?;
+    let title = match &config.target {
+        Target::Command(argv) => argv.join(" "),
+        Target::Pid(_) => command_line(&process),
+    };
+    let output = config.output.clone().unwrap_or_else(|| {
+        default_output(
+            &config.target,
+            &process_name(&title),
+            config.format.extension(),
+        )
+    });
+    log::info!(
+        "sampling pid {} (Python {}, offsets from {})",
+        process.pid(),
+        interpreter.version,
+        interpreter.layout.source
+    );
+    let mut sampler = Sampler::new(
+        process,
+        interpreter,
+        SamplerOptions {
+            rate_hz: config.rate_hz,
+            duration: config.duration,
+            nonblocking: config.nonblocking,
+            include_idle: config.include_idle,
+            full_filenames: config.full_filenames,
+            max_depth: MAX_DEPTH,
+        },
+    );
+    let mut counts = StackCounts::new(config.style);
+    let progress = Progress::new();
+    let (reason, stats) = sampler.run(
+        &stop,
+        &mut |sample| counts.add_sample(sample),
+        &mut |stats| progress.update(stats),
+    )?;
+    progress.finish();
+
+    let child_status = {
+        let process = sampler.process();
+        if process.is_child() {
+            if reason == StopReason::Interrupted {
+                // The terminal's Ctrl-C reached the child too; give it a moment to exit itself.
+                process.wait_child(Duration::from_secs(2));
+            }
+            process.finish_child(Duration::from_secs(1))
+        } else {
+            None
+        }
+    };
+
+    write_atomically(&output, |w| config.format.write(&counts, &title, w))?;
+
+    let mut summary = format!(
+        "sampler: wrote {} to {}: {} samples, {} errors, {:.1} s",
+        config.format.name(),
+        output.display(),
+        stats.samples,
+        stats.errors,
+        stats.elapsed.as_secs_f64()
+    );
+    match (reason, child_status) {
+        (_, Some(status)) => summary.push_str(&format!("; the command exited with {status}")),
+        (StopReason::TargetExited, None) => summary.push_str("; the target exited"),
+        (StopReason::Interrupted, None) => summary.push_str("; interrupted"),
+        (StopReason::Duration, None) => {}
+    }
+    eprintln!("{summary}");
+    if counts.is_empty() {
+        eprintln!(
+            "sampler: no Python stacks were recorded{}",
+            if config.include_idle {
+                ""
+            } else {
+                " (every thread was idle; --idle keeps idle threads)"
+            }
+        );
+    }
+    if stats.missed > 0 {
+        eprintln!(
+            "sampler: fell behind the requested rate: {} ticks skipped",
+            stats.missed
+        );
+    }
+    if let Some(err) = stats.last_error.filter(|_| stats.errors > 0) {
+        log::info!("last sampling error: {err}");
+    }
+    Ok(())
+}
+
+/// `app-2026-11-21T05-25-11.svg` from the program's name and the time.
+fn default_output(target: &Target, name: &str, extension: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .trim_end_matches('Z')
+        .replace(':', "-");
+    let name = match target {
+        Target::Pid(pid) if name.is_empty() => format!("pid{pid}"),
+        _ => name.to_string(),
+    };
+    PathBuf::from(format!("{name}-{stamp}.{extension}"))
+}
+
+/// The script's name when the command runs a `.py` file, else the program's base name.
+fn process_name(command_line: &str) -> String {
+    let mut words = command_line.split_whitespace();
+    let program = words.next().unwrap_or("");
+    let script = command_line
+        .split_whitespace()
+        .skip(1)
+        .find(|w| w.ends_with(".py"));
+    let chosen = script.unwrap_or(program);
+    Path::new(chosen)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_come_from_the_script() {
+        assert_eq!(process_name("python3.12 /srv/app/main.py --port 8"), "main");
+        assert_eq!(process_name("/usr/bin/gunicorn app:wsgi"), "gunicorn");
+        assert_eq!(process_name(""), "");
+        let p = default_output(&Target::Pid(7), "", "svg");
+        let s = p.to_string_lossy();
+        assert!(
+            s.starts_with("pid7-") && s.ends_with(".svg") && !s.contains(':'),
+            "{s}"
+        );
+    }
+}

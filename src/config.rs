@@ -1,0 +1,60 @@
+//! Plain settings for each command, built by `cli.rs` and read by `commands/`. No clap types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::output::{Format, FrameStyle};
+
+/// What to profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A running process.
+    Pid(u32),
+    /// A command we launch: program and arguments, verbatim.
+    Command(Vec<String>),
+}
+
+/// Settings of `sampler record`.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    /// What to profile.
+    pub target: Target,
+    /// Samples per second.
+    pub rate_hz: f64,
+    /// How long to sample (None: until the target exits or Ctrl-C).
+    pub duration: Option<Duration>,
+    /// Where to write (None: a name from the program and the time).
+    pub output: Option<PathBuf>,
+    /// The output format.
+    pub format: Format,
+    /// How frames are written.
+    pub style: FrameStyle,
+    /// Keep idle threads.
+    pub include_idle: bool,
+    /// Do not pause the target.
+    pub nonblocking: bool,
+    /// Keep file names whole.
+    pub full_filenames: bool,
+}
+
+/// Settings of `sampler dump`.
+#[derive(Debug, Clone)]
+pub struct DumpConfig {
+    /// The process to dump.
+    pub pid: u32,
+    /// Print JSON instead of text.
+    pub json: bool,
+    /// Do not pause the target.
+    pub nonblocking: bool,
+    /// Keep file names whole.
+    pub full_filenames: bool,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// `sampler record`.
+    Record(RecordConfig),
+    /// `sampler dump`.
+    Dump(DumpConfig),
+}

@@ -1,0 +1,72 @@
+//! The `sampler` binary: parse the command line, run the command, report errors as one line
+//! with a hint, and exit 0 (success), 1 (profiling error) or 2 (usage error, from clap).
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use sampler::cli::Cli;
+use sampler::config::Command;
+use sampler::error::Error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+    let result = match cli.into_command() {
+        Command::Record(config) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+                log::warn!("Ctrl-C will not stop sampling cleanly: {e}");
+            }
+            sampler::commands::record::run(&config, stop)
+        }
+        Command::Dump(config) => sampler::commands::dump::run(&config, &mut std::io::stdout()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            if let Some(hint) = err.downcast_ref::<Error>().and_then(hint) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What the user can do about an error, when there is something.
+fn hint(err: &Error) -> Option<String> {
+    Some(match err {
+        Error::NoSuchProcess(_) => "check the pid with `ps`; the process may have exited".into(),
+        Error::PermissionDenied { .. } => "run as root (sudo), or give sampler CAP_SYS_PTRACE \
+             (in a container: --cap-add SYS_PTRACE); if kernel.yama.ptrace_scope is 1 or more, \
+             only root may read another process"
+            .into(),
+        Error::NotPython { .. } => {
+            format!(
+                "--pid must be a running Python process ({})",
+                sampler::python::layout::supported_range()
+            )
+        }
+        Error::UnsupportedVersion { supported, .. } => {
+            format!("sampler reads {supported}; run the program on one of those")
+        }
+        Error::InterpreterNotFound { .. } => {
+            "run with -v for what was tried; a stripped or embedded interpreter may need symbols"
+                .into()
+        }
+        Error::ProcessGone(_) => "the target exited; nothing was left to sample".into(),
+        _ => return None,
+    })
+}

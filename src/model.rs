@@ -1,0 +1,70 @@
+//! Pure data produced by one sample: frames, thread stacks, and the sample itself. No I/O.
+
+use std::sync::Arc;
+
+/// One frame of a Python stack, as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    /// The function's qualified name (`Class.method`, `outer.<locals>.inner`; plain name before 3.11).
+    pub name: Arc<str>,
+    /// The file name as the code object holds it.
+    pub filename: Arc<str>,
+    /// The file name shortened to the package-relative path (set by the sampler when asked to).
+    pub short_filename: Option<Arc<str>>,
+    /// The line being executed; 0 when unknown.
+    pub line: u32,
+    /// The first line of the function (`co_firstlineno`).
+    pub first_line: u32,
+    /// What kind of frame this is.
+    pub kind: FrameKind,
+}
+
+/// Ordinary frames and markers the walker inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FrameKind {
+    /// A Python function.
+    Python,
+    /// Stands in for the outermost frames beyond the depth cap.
+    Truncated,
+}
+
+impl Frame {
+    /// A marker frame standing for the frames cut off by the depth cap.
+    pub fn truncated(depth_cap: usize) -> Frame {
+        Frame {
+            name: Arc::from(format!("[stack truncated at {depth_cap} frames]")),
+            filename: Arc::from(""),
+            short_filename: None,
+            line: 0,
+            first_line: 0,
+            kind: FrameKind::Truncated,
+        }
+    }
+
+    /// The file name to show: the short one when present.
+    pub fn display_filename(&self) -> &str {
+        self.short_filename.as_deref().unwrap_or(&self.filename)
+    }
+}
+
+/// One thread's stack in one sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSample {
+    /// Python's own thread id (`threading.get_ident()`).
+    pub thread_id: u64,
+    /// The kernel thread id, when the interpreter records it.
+    pub os_thread_id: Option<u32>,
+    /// True when the OS reported the thread running (not sleeping or blocked).
+    pub active: bool,
+    /// The stack, innermost frame first.
+    pub frames: Vec<Frame>,
+}
+
+/// Every thread of one process at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The process sampled.
+    pub pid: u32,
+    /// Its threads, in the interpreter's order.
+    pub threads: Vec<ThreadSample>,
+}

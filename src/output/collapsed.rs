@@ -1,0 +1,200 @@
+//! Incremental aggregation of samples into collapsed stacks: frames are interned once, each
+//! distinct stack is a list of frame ids with a count, so memory grows with the number of
+//! distinct stacks, not with the duration. Written root first, `;`-separated, frames as
+//! `function (file:line)`, which is what py-spy writes and flame-graph tools read.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use crate::model::{Frame, FrameKind, Sample};
+
+/// How a frame is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameStyle {
+    /// `function (file:line)` with the executing line.
+    #[default]
+    Line,
+    /// `function (file)`: lines left out.
+    NoLine,
+    /// `function (file:first line)`: one entry per function.
+    Function,
+}
+
+impl FrameStyle {
+    /// The text of one frame.
+    pub fn format(self, frame: &Frame) -> String {
+        let file = frame.display_filename();
+        if frame.kind == FrameKind::Truncated {
+            return frame.name.to_string();
+        }
+        let line = match self {
+            FrameStyle::Line => frame.line,
+            FrameStyle::NoLine => 0,
+            FrameStyle::Function => frame.first_line,
+        };
+        if line == 0 {
+            format!("{} ({file})", frame.name)
+        } else {
+            format!("{} ({file}:{line})", frame.name)
+        }
+    }
+}
+
+/// Stack → sample count, built sample by sample.
+#[derive(Debug, Default)]
+pub struct StackCounts {
+    style: FrameStyle,
+    frame_ids: HashMap<String, u32>,
+    frames: Vec<String>,
+    stacks: HashMap<Vec<u32>, u64>,
+    total: u64,
+}
+
+impl StackCounts {
+    /// An empty aggregate writing frames in `style`.
+    pub fn new(style: FrameStyle) -> StackCounts {
+        StackCounts {
+            style,
+            ..StackCounts::default()
+        }
+    }
+
+    /// Adds every thread of a sample (threads without Python frames are left out).
+    pub fn add_sample(&mut self, sample: &Sample) {
+        for thread in &sample.threads {
+            if thread.frames.is_empty() {
+                continue;
+            }
+            // Root first.
+            let ids: Vec<u32> = thread
+                .frames
+                .iter()
+                .rev()
+                .map(|f| self.intern(self.style.format(f)))
+                .collect();
+            *self.stacks.entry(ids).or_insert(0) += 1;
+            self.total += 1;
+        }
+    }
+
+    fn intern(&mut self, text: String) -> u32 {
+        if let Some(id) = self.frame_ids.get(&text) {
+            return *id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(text.clone());
+        self.frame_ids.insert(text, id);
+        id
+    }
+
+    /// Thread stacks counted.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
+    /// The collapsed lines (`a;b;c 12`), sorted.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .stacks
+            .iter()
+            .map(|(ids, count)| {
+                let names: Vec<&str> = ids
+                    .iter()
+                    .map(|i| self.frames[*i as usize].as_str())
+                    .collect();
+                format!("{} {count}", names.join(";"))
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// Writes the collapsed lines.
+    pub fn write_collapsed(&self, out: &mut dyn Write) -> io::Result<()> {
+        for line in self.lines() {
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ThreadSample;
+    use std::sync::Arc;
+
+    fn frame(name: &str, file: &str, line: u32, first: u32) -> Frame {
+        Frame {
+            name: Arc::from(name),
+            filename: Arc::from(format!("/src/{file}")),
+            short_filename: Some(Arc::from(file)),
+            line,
+            first_line: first,
+            kind: FrameKind::Python,
+        }
+    }
+
+    fn sample(stacks: Vec<Vec<Frame>>) -> Sample {
+        Sample {
+            pid: 1,
+            threads: stacks
+                .into_iter()
+                .enumerate()
+                .map(|(i, frames)| ThreadSample {
+                    thread_id: i as u64,
+                    os_thread_id: None,
+                    active: true,
+                    frames,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn styles_write_frames_like_py_spy() {
+        let f = frame("Outer.method", "app.py", 12, 10);
+        assert_eq!(FrameStyle::Line.format(&f), "Outer.method (app.py:12)");
+        assert_eq!(FrameStyle::NoLine.format(&f), "Outer.method (app.py)");
+        assert_eq!(FrameStyle::Function.format(&f), "Outer.method (app.py:10)");
+        assert_eq!(
+            FrameStyle::Line.format(&Frame::truncated(4096)),
+            "[stack truncated at 4096 frames]"
+        );
+    }
+
+    #[test]
+    fn counts_root_first_and_merges_equal_stacks() {
+        let mut counts = StackCounts::new(FrameStyle::Line);
+        let inner = frame("work", "app.py", 3, 1);
+        let outer = frame("<module>", "app.py", 9, 1);
+        for _ in 0..3 {
+            counts.add_sample(&sample(vec![vec![inner.clone(), outer.clone()], vec![]]));
+        }
+        counts.add_sample(&sample(vec![vec![outer.clone()]]));
+        assert_eq!(
+            counts.lines(),
+            vec![
+                "<module> (app.py:9) 1",
+                "<module> (app.py:9);work (app.py:3) 3"
+            ]
+        );
+        assert_eq!(counts.total(), 4);
+        let mut out = Vec::new();
+        counts.write_collapsed(&mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().ends_with("3\n"));
+    }
+
+    #[test]
+    fn function_style_merges_lines_of_one_function() {
+        let mut counts = StackCounts::new(FrameStyle::Function);
+        counts.add_sample(&sample(vec![vec![frame("f", "a.py", 3, 1)]]));
+        counts.add_sample(&sample(vec![vec![frame("f", "a.py", 5, 1)]]));
+        assert_eq!(counts.lines(), vec!["f (a.py:1) 2"]);
+    }
+}

@@ -1,0 +1,305 @@
+//! Linux: `process_vm_readv` for memory, ptrace (through remoteprocess) for pausing, `/proc` for
+//! threads, maps and the executable. The only file that talks to the OS about the target.
+
+use std::io::IoSliceMut;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid;
+
+use super::maps::MapRange;
+use super::{ReadMemory, RemoteAddr};
+use crate::error::{Error, Result};
+
+/// A live process we sample: attached by pid or launched by us.
+pub struct Process {
+    pid: u32,
+    child: Option<Child>,
+    exit_status: Option<ExitStatus>,
+}
+
+/// One kernel thread of the target and its scheduler state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsThread {
+    /// The kernel thread id.
+    pub tid: u32,
+    /// True when the kernel reports the thread running or runnable (`R`).
+    pub running: bool,
+}
+
+/// The target is paused while this value lives; dropping it resumes every thread.
+pub struct Pause {
+    _lock: remoteprocess::Lock,
+}
+
+impl Process {
+    /// Attaches to an existing process. Fails at once when no such process exists.
+    pub fn attach(pid: u32) -> Result<Process> {
+        if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        Ok(Process {
+            pid,
+            child: None,
+            exit_status: None,
+        })
+    }
+
+    /// Starts `argv` as a child that shares our stdin, stdout and stderr.
+    pub fn launch(argv: &[String]) -> Result<Process> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| Error::corrupt("empty command line"))?;
+        let child = Command::new(program)
+            .args(args)
+            .spawn()
+            .map_err(|e| Error::io(format!("could not start `{program}`"), e))?;
+        Ok(Process {
+            pid: child.id(),
+            child: Some(child),
+            exit_status: None,
+        })
+    }
+
+    /// The target's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// True when we launched the target.
+    pub fn is_child(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// True while the process exists (and, for our child, has not been reaped).
+    pub fn is_alive(&mut self) -> bool {
+        if let Some(child) = &mut self.child {
+            if self.exit_status.is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.exit_status = Some(status);
+                }
+            }
+            return self.exit_status.is_none();
+        }
+        process_exists(self.pid)
+    }
+
+    /// The exit status of a launched child, once it has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exit_status
+    }
+
+    /// Ends a launched child that is still running: SIGTERM, then SIGKILL after `grace`.
+    /// Returns its exit status. Does nothing for an attached process.
+    pub fn finish_child(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let pid = self.pid;
+        let child = self.child.as_mut()?;
+        if self.exit_status.is_none() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.exit_status = Some(status);
+                    return self.exit_status;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            self.exit_status = child.wait().ok();
+        }
+        self.exit_status
+    }
+
+    /// Waits for a launched child to exit by itself, up to `timeout`.
+    pub fn wait_child(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while self.is_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.exit_status
+    }
+
+    /// The path of the target's executable (`/proc/PID/exe`).
+    pub fn exe(&self) -> Result<PathBuf> {
+        std::fs::read_link(format!("/proc/{}/exe", self.pid)).map_err(|e| self.proc_error("exe", e))
+    }
+
+    /// The target's command line.
+    pub fn cmdline(&self) -> Result<Vec<String>> {
+        let raw = std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map_err(|e| self.proc_error("cmdline", e))?;
+        Ok(raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect())
+    }
+
+    /// The target's memory map.
+    pub fn maps(&self) -> Result<Vec<MapRange>> {
+        let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
+            .map_err(|e| self.proc_error("maps", e))?;
+        Ok(super::maps::parse(&text))
+    }
+
+    /// A path through which a file the target has mapped can be opened from here, even when the
+    /// target lives in another mount namespace (a container).
+    pub fn file_path(&self, path: &str) -> PathBuf {
+        let through_root = PathBuf::from(format!("/proc/{}/root{}", self.pid, path));
+        if through_root.exists() {
+            through_root
+        } else {
+            PathBuf::from(path)
+        }
+    }
+
+    /// Every kernel thread of the target with its scheduler state. Read this before pausing:
+    /// a paused thread shows as stopped.
+    pub fn os_threads(&self) -> Result<Vec<OsThread>> {
+        let dir = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map_err(|e| self.proc_error("task", e))?;
+        let mut threads = Vec::new();
+        for entry in dir.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A thread that exits between the listing and this read is simply left out.
+            if let Ok(stat) = std::fs::read(format!("/proc/{}/task/{tid}/stat", self.pid)) {
+                if let Some(state) = stat_state(&stat) {
+                    threads.push(OsThread {
+                        tid,
+                        running: state == b'R',
+                    });
+                }
+            }
+        }
+        threads.sort_by_key(|t| t.tid);
+        Ok(threads)
+    }
+
+    /// Pauses every thread of the target until the returned guard is dropped.
+    pub fn pause(&self) -> Result<Pause> {
+        let process = remoteprocess::Process::new(self.pid as remoteprocess::Pid)
+            .map_err(|e| self.ptrace_error(e))?;
+        let lock = process.lock().map_err(|e| self.ptrace_error(e))?;
+        Ok(Pause { _lock: lock })
+    }
+
+    fn ptrace_error(&self, e: remoteprocess::Error) -> Error {
+        match e {
+            remoteprocess::Error::NixError(Errno::EPERM) => Error::PermissionDenied {
+                pid: self.pid,
+                what: "ptrace refused".into(),
+            },
+            remoteprocess::Error::NixError(Errno::ESRCH) => Error::ProcessGone(self.pid),
+            _ if !process_exists(self.pid) => Error::ProcessGone(self.pid),
+            other => Error::io(
+                format!("could not pause process {}", self.pid),
+                std::io::Error::other(other.to_string()),
+            ),
+        }
+    }
+
+    fn proc_error(&self, what: &str, e: std::io::Error) -> Error {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ProcessGone(self.pid),
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+                pid: self.pid,
+                what: format!("/proc/{}/{what}", self.pid),
+            },
+            _ => Error::io(format!("reading /proc/{}/{what}", self.pid), e),
+        }
+    }
+}
+
+impl ReadMemory for Process {
+    fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let len = buf.len();
+        let remote = [RemoteIoVec {
+            base: addr.0 as usize,
+            len,
+        }];
+        let mut local = [IoSliceMut::new(buf)];
+        match process_vm_readv(Pid::from_raw(self.pid as i32), &mut local, &remote) {
+            Ok(n) if n == len => Ok(()),
+            Ok(_) | Err(Errno::EFAULT) | Err(Errno::EIO) | Err(Errno::EINVAL) => {
+                Err(Error::Read { addr, len })
+            }
+            Err(Errno::ESRCH) => Err(Error::ProcessGone(self.pid)),
+            Err(Errno::EPERM) => Err(Error::PermissionDenied {
+                pid: self.pid,
+                what: "process_vm_readv refused".into(),
+            }),
+            Err(e) => Err(Error::io(
+                format!("reading memory of process {}", self.pid),
+                e.into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A child we launched is never left running without us, nor left a zombie.
+        if self.child.is_some() && self.exit_status.is_none() {
+            self.finish_child(Duration::from_millis(500));
+        }
+    }
+}
+
+/// True when a process with this pid exists and is not a zombie.
+pub fn process_exists(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(stat_state(&stat), Some(b'Z') | Some(b'X') | None),
+        Err(_) => false,
+    }
+}
+
+/// The state letter of a `/proc/…/stat` line: the first field after the parenthesised command,
+/// which may itself contain spaces and parentheses.
+fn stat_state(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_state_survives_odd_command_names() {
+        assert_eq!(stat_state(b"12 (python) S 1 2"), Some(b'S'));
+        assert_eq!(stat_state(b"12 (a) b) R 1 2"), Some(b'R'));
+        assert_eq!(stat_state(b"12 (x"), None);
+    }
+
+    #[test]
+    fn reads_own_memory() {
+        let me = Process::attach(std::process::id()).unwrap();
+        let value: u64 = 0x1122_3344_5566_7788;
+        let addr = RemoteAddr(std::ptr::addr_of!(value) as u64);
+        assert_eq!(me.read_u64(addr).unwrap(), value);
+        assert!(matches!(
+            me.read_u64(RemoteAddr(8)),
+            Err(Error::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_pid_is_reported() {
+        assert!(matches!(
+            Process::attach(0x3fff_fff0),
+            Err(Error::NoSuchProcess(_))
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! Code objects: qualified name, file name, first line and decoded line table, cached by the
+//! code object's address.
+//!
+//! A cached entry is only trusted while the frame's instruction pointer lies inside the cached
+//! object's bytecode; a pointer outside it means the address was freed and reused by another
+//! code object, and the entry is read again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::process::{Fields, ReadMemory, RemoteAddr};
+use crate::python::layout::{Layout, LineTableFormat};
+use crate::python::linetable::{self, LineRange};
+use crate::python::strings;
+
+/// Cap on a code object's bytecode, in code units.
+const MAX_CODE_UNITS: u64 = 1 << 24;
+
+/// What we keep of one code object.
+#[derive(Debug)]
+pub struct CodeInfo {
+    /// `co_qualname`.
+    pub qualname: Arc<str>,
+    /// `co_filename`.
+    pub filename: Arc<str>,
+    /// `co_firstlineno`.
+    pub first_line: u32,
+    /// The remote address of the first instruction.
+    pub code_start: u64,
+    /// Bytecode length in bytes.
+    pub code_len: u64,
+    /// The decoded line table.
+    pub lines: Vec<LineRange>,
+}
+
+impl CodeInfo {
+    /// The line of the instruction at remote address `instr`.
+    pub fn line_for_instr(&self, instr: u64) -> u32 {
+        let offset = instr.wrapping_sub(self.code_start) as i64;
+        linetable::line_at(&self.lines, offset, self.first_line).unwrap_or(0)
+    }
+
+    /// True when `instr` can belong to this code object. A frame that has not started yet
+    /// points one code unit before the first instruction.
+    pub fn owns_instr(&self, instr: u64) -> bool {
+        instr.wrapping_add(2) >= self.code_start && instr <= self.code_start + self.code_len
+    }
+}
+
+/// Code objects and type checks, cached by remote address.
+#[derive(Default)]
+pub struct CodeCache {
+    code: HashMap<u64, Arc<CodeInfo>>,
+    /// Type object address → "is the code type".
+    types: HashMap<u64, bool>,
+}
+
+/// Entries kept before the cache is emptied (bounds memory on programs that generate code).
+const MAX_ENTRIES: usize = 1 << 16;
+
+impl CodeCache {
+    /// The code object at `addr`, read or taken from the cache. `Ok(None)` when the object at
+    /// `addr` is not a code object (a shim frame's executable).
+    pub fn get(
+        &mut self,
+        mem: &dyn ReadMemory,
+        layout: &Layout,
+        addr: RemoteAddr,
+        instr: u64,
+    ) -> Result<Option<Arc<CodeInfo>>> {
+        if let Some(info) = self.code.get(&addr.0) {
+            if info.owns_instr(instr) {
+                return Ok(Some(info.clone()));
+            }
+        }
+        let Some(info) = self.read(mem, layout, addr)? else {
+            return Ok(None);
+        };
+        if self.code.len() >= MAX_ENTRIES {
+            self.code.clear();
+        }
+        let info = Arc::new(info);
+        self.code.insert(addr.0, info.clone());
+        Ok(Some(info))
+    }
+
+    fn read(
+        &mut self,
+        mem: &dyn ReadMemory,
+        layout: &Layout,
+        addr: RemoteAddr,
+    ) -> Result<Option<CodeInfo>> {
+        if addr.is_null() {
+            return Err(Error::corrupt("frame without a code object"));
+        }
+        let c = &layout.code;
+        let o = &layout.object;
+        let buf = mem.read_vec(addr, c.size as usize)?;
+        if !self.is_code_type(mem, layout, buf.addr_at(o.ob_type)?)? {
+            return Ok(None);
+        }
+        let units = buf.u64_at(o.ob_size)?;
+        if units > MAX_CODE_UNITS {
+            return Err(Error::corrupt(format!("code object of {units} code units")));
+        }
+        let first_line = buf.i32_at(c.firstlineno)?;
+        let qualname = strings::read_str(mem, o, buf.addr_at(c.qualname)?)?;
+        let filename = strings::read_str(mem, o, buf.addr_at(c.filename)?)?;
+        let table = strings::read_bytes(mem, o, buf.addr_at(c.linetable)?, linetable::MAX_TABLE)?;
+        let lines = match c.line_table {
+            LineTableFormat::Locations => linetable::decode_locations(&table, first_line)?,
+        };
+        Ok(Some(CodeInfo {
+            qualname: qualname.into(),
+            filename: filename.into(),
+            first_line: u32::try_from(first_line).unwrap_or(0),
+            code_start: addr.0 + c.code_start,
+            code_len: units * 2,
+            lines,
+        }))
+    }
+
+    fn is_code_type(
+        &mut self,
+        mem: &dyn ReadMemory,
+        layout: &Layout,
+        ty: RemoteAddr,
+    ) -> Result<bool> {
+        if let Some(known) = self.types.get(&ty.0) {
+            return Ok(*known);
+        }
+        let name_ptr = mem.read_addr(ty.offset(layout.object.tp_name)?)?;
+        let is_code = strings::read_c_str(mem, name_ptr, 256)? == "code";
+        self.types.insert(ty.0, is_code);
+        Ok(is_code)
+    }
+}

@@ -1,0 +1,114 @@
+//! Walk one thread's chain of interpreter frames (3.11+), innermost first.
+//!
+//! Frames mostly live in the thread's data stack, a contiguous chunk; when the layout says where
+//! it is, the part in use is read in one go and frames inside it are decoded from that copy.
+//! Frames elsewhere (generators, older chunks) are read one by one. Shim frames (C-stack entry
+//! frames, the interpreter's base frame) and frames whose executable is not a code object are
+//! skipped. The walk stops at a depth cap and says so.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::process::{Fields, ReadMemory, RemoteAddr};
+use crate::python::code::{CodeCache, CodeInfo};
+use crate::python::layout::Layout;
+use crate::python::runtime::ThreadState;
+
+/// The default depth cap.
+pub const MAX_DEPTH: usize = 4096;
+
+/// Largest part of a data-stack chunk read in one go.
+const MAX_PREFETCH: u64 = 1 << 20;
+
+/// One Python frame as the walker found it.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    /// The frame's code object.
+    pub code: Arc<CodeInfo>,
+    /// The line being executed (0 when unknown).
+    pub line: u32,
+}
+
+/// A thread's frames, innermost first, and whether the depth cap cut the outermost ones.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    /// The frames.
+    pub frames: Vec<RawFrame>,
+    /// True when frames beyond the cap were left out.
+    pub truncated: bool,
+}
+
+/// A copy of target memory that frame reads are served from when they fall inside it.
+struct Prefetch {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Prefetch {
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let at = usize::try_from(addr.checked_sub(self.start)?).ok()?;
+        self.bytes.get(at..at.checked_add(len)?)
+    }
+}
+
+/// Walks `thread`'s frames.
+pub fn walk(
+    mem: &dyn ReadMemory,
+    layout: &Layout,
+    cache: &mut CodeCache,
+    thread: &ThreadState,
+    max_depth: usize,
+) -> Result<Walk> {
+    let mut walk = Walk::default();
+    if thread.frame.is_null() {
+        return Ok(walk);
+    }
+    let prefetch = prefetch_datastack(mem, thread);
+    let f = &layout.frame;
+    let mut seen = HashSet::new();
+    let mut addr = thread.frame;
+    while !addr.is_null() {
+        if walk.frames.len() >= max_depth {
+            walk.truncated = true;
+            break;
+        }
+        if !seen.insert(addr.0) || seen.len() > 4 * max_depth + 64 {
+            return Err(Error::corrupt("frame chain is cyclic"));
+        }
+        let buf: Cow<[u8]> = match prefetch
+            .as_ref()
+            .and_then(|p| p.slice(addr.0, f.size as usize))
+        {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
+        };
+        let previous = buf.addr_at(f.previous)?;
+        let owner = buf.u8_at(f.owner)?;
+        if !f.shim_owners.contains(&owner) {
+            let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
+            let instr = buf.u64_at(f.instr)?;
+            if let Some(code) = cache.get(mem, layout, code_addr, instr)? {
+                let line = code.line_for_instr(instr);
+                walk.frames.push(RawFrame { code, line });
+            }
+        }
+        addr = previous;
+    }
+    Ok(walk)
+}
+
+/// Reads the used part of the thread's current data-stack chunk, if it is known and sane.
+fn prefetch_datastack(mem: &dyn ReadMemory, thread: &ThreadState) -> Option<Prefetch> {
+    let (chunk, top) = thread.datastack?;
+    let len = top.0.checked_sub(chunk.0)?;
+    if chunk.is_null() || len == 0 || len > MAX_PREFETCH {
+        return None;
+    }
+    let bytes = mem.read_vec(chunk, len as usize).ok()?;
+    Some(Prefetch {
+        start: chunk.0,
+        bytes,
+    })
+}

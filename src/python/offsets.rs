@@ -1,0 +1,262 @@
+//! Struct layouts as data: the TOML tables in `python-offsets/`, embedded at build time, and the
+//! [`Offsets`] the walker reads with.
+//!
+//! A table is named for the first version it applies to and holds until the next table. Its
+//! sections are CPython struct names and its keys CPython field names (see
+//! `python-offsets/README.md`). Nothing here knows about versions beyond "which table".
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::python::version::PyVersion;
+
+/// Every table shipped with the profiler: (first version it applies to, its text).
+/// A test checks this list against the files in `python-offsets/`.
+pub const TABLES: &[(&str, &str)] = &[
+    ("3.11.0", include_str!("../../python-offsets/3.11.0.toml")),
+    ("3.12.0", include_str!("../../python-offsets/3.12.0.toml")),
+    ("3.13.0", include_str!("../../python-offsets/3.13.0.toml")),
+    ("3.14.0", include_str!("../../python-offsets/3.14.0.toml")),
+    ("3.15.0", include_str!("../../python-offsets/3.15.0.toml")),
+];
+
+/// One parsed table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file's name without `.toml`.
+    pub name: &'static str,
+    /// The first version it applies to.
+    pub first_version: PyVersion,
+    sections: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl Table {
+    /// Parses one table's text.
+    pub fn parse(name: &'static str, text: &str) -> Result<Table> {
+        let bad = |reason: String| Error::Offsets {
+            table: name.into(),
+            reason,
+        };
+        let first_version =
+            PyVersion::parse(name).ok_or_else(|| bad("the name is not a version".into()))?;
+        let sections = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        Ok(Table {
+            name,
+            first_version,
+            sections,
+        })
+    }
+
+    /// The value of `section.key`, if the table has it.
+    pub fn get(&self, section: &str, key: &str) -> Option<u64> {
+        let value = *self.sections.get(section)?.get(key)?;
+        u64::try_from(value).ok()
+    }
+
+    /// The value of `section.key`, or an error naming the table.
+    pub fn require(&self, section: &str, key: &str) -> Result<u64> {
+        self.get(section, key).ok_or_else(|| Error::Offsets {
+            table: self.name.into(),
+            reason: format!("missing {section}.{key}"),
+        })
+    }
+
+    /// True when the table has a section of that name.
+    pub fn has_section(&self, section: &str) -> bool {
+        self.sections.contains_key(section)
+    }
+}
+
+/// The table that applies to `version`: the newest one whose first version is not after it.
+/// `None` when the version is older than every table.
+pub fn table_for(version: PyVersion) -> Result<Option<Table>> {
+    let mut best = None;
+    for (name, text) in TABLES {
+        let table = Table::parse(name, text)?;
+        if table.first_version <= version {
+            best = Some(table);
+        }
+    }
+    Ok(best)
+}
+
+/// The first version of the newest table shipped.
+pub fn newest_table_version() -> PyVersion {
+    TABLES
+        .iter()
+        .filter_map(|(name, _)| PyVersion::parse(name))
+        .max()
+        .expect("at least one table ships")
+}
+
+/// Where each field of [`Offsets`] comes from: the table's section and candidate keys (the
+/// first present wins), and the `_Py_DebugOffsets` path that overrides it on 3.13+.
+macro_rules! offsets {
+    ($( $(#[$doc:meta])* $field:ident : $section:literal [$($key:literal),+] $(debug $dbg:literal)? ;)*) => {
+        /// Byte offsets (and sizes) of every field the walker reads.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Offsets {
+            $( $(#[$doc])* pub $field: Option<u64>, )*
+        }
+
+        /// `(field name, table section, table keys, debug-offsets path)` for every field.
+        pub const FIELD_SOURCES: &[(&str, &str, &[&str], Option<&str>)] = &[
+            $( (stringify!($field), $section, &[$($key),+], offsets!(@dbg $($dbg)?)), )*
+        ];
+
+        impl Offsets {
+            /// Fills every field the table has.
+            pub fn from_table(table: &Table) -> Offsets {
+                Offsets {
+                    $( $field: [$($key),+].iter().find_map(|k| table.get($section, k)), )*
+                }
+            }
+
+            /// Sets the field named `name`; false when there is no such field.
+            pub fn set(&mut self, name: &str, value: u64) -> bool {
+                match name {
+                    $( stringify!($field) => { self.$field = Some(value); true } )*
+                    _ => false,
+                }
+            }
+
+            /// The field named `name`.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( stringify!($field) => self.$field, )*
+                    _ => None,
+                }
+            }
+        }
+    };
+    (@dbg $dbg:literal) => { Some($dbg) };
+    (@dbg) => { None };
+}
+
+offsets! {
+    /// `_PyRuntimeState.interpreters.head`.
+    runtime_interpreters_head: "_PyRuntimeState" ["interpreters.head"] debug "runtime_state.interpreters_head";
+    /// `PyInterpreterState.next`.
+    interp_next: "PyInterpreterState" ["next"] debug "interpreter_state.next";
+    /// `PyInterpreterState.threads.head`.
+    interp_threads_head: "PyInterpreterState" ["threads.head"] debug "interpreter_state.threads_head";
+    /// `sizeof(PyThreadState)`.
+    tstate_size: "PyThreadState" ["sizeof"] debug "thread_state.size";
+    /// `PyThreadState.next`.
+    tstate_next: "PyThreadState" ["next"] debug "thread_state.next";
+    /// `PyThreadState.interp`.
+    tstate_interp: "PyThreadState" ["interp"] debug "thread_state.interp";
+    /// `PyThreadState.thread_id`.
+    tstate_thread_id: "PyThreadState" ["thread_id"] debug "thread_state.thread_id";
+    /// `PyThreadState.native_thread_id`.
+    tstate_native_thread_id: "PyThreadState" ["native_thread_id"] debug "thread_state.native_thread_id";
+    /// `PyThreadState.cframe` (3.11, 3.12).
+    tstate_cframe: "PyThreadState" ["cframe"];
+    /// `PyThreadState.current_frame` (3.13+).
+    tstate_current_frame: "PyThreadState" ["current_frame"] debug "thread_state.current_frame";
+    /// `PyThreadState.datastack_chunk`.
+    tstate_datastack_chunk: "PyThreadState" ["datastack_chunk"] debug "thread_state.datastack_chunk";
+    /// `PyThreadState.datastack_top`.
+    tstate_datastack_top: "PyThreadState" ["datastack_top"];
+    /// `_PyCFrame.current_frame` (3.11, 3.12).
+    cframe_current_frame: "_PyCFrame" ["current_frame"];
+    /// `_PyInterpreterFrame.previous`.
+    frame_previous: "_PyInterpreterFrame" ["previous"] debug "interpreter_frame.previous";
+    /// `_PyInterpreterFrame.f_executable` (3.13+) or `f_code` (3.11, 3.12).
+    frame_executable: "_PyInterpreterFrame" ["f_executable", "f_code"] debug "interpreter_frame.executable";
+    /// `_PyInterpreterFrame.instr_ptr` (3.13+) or `prev_instr` (3.11, 3.12).
+    frame_instr: "_PyInterpreterFrame" ["instr_ptr", "prev_instr"] debug "interpreter_frame.instr_ptr";
+    /// `_PyInterpreterFrame.owner`.
+    frame_owner: "_PyInterpreterFrame" ["owner"] debug "interpreter_frame.owner";
+    /// `_PyInterpreterFrame.localsplus`: where the fixed part of a frame ends.
+    frame_localsplus: "_PyInterpreterFrame" ["localsplus"] debug "interpreter_frame.localsplus";
+    /// `sizeof(_PyStackChunk)` header fields: `_PyStackChunk.data`.
+    chunk_data: "_PyStackChunk" ["data"];
+    /// `PyCodeObject.co_filename`.
+    code_filename: "PyCodeObject" ["co_filename"] debug "code_object.filename";
+    /// `PyCodeObject.co_name`.
+    code_name: "PyCodeObject" ["co_name"] debug "code_object.name";
+    /// `PyCodeObject.co_qualname`.
+    code_qualname: "PyCodeObject" ["co_qualname"] debug "code_object.qualname";
+    /// `PyCodeObject.co_firstlineno`.
+    code_firstlineno: "PyCodeObject" ["co_firstlineno"] debug "code_object.firstlineno";
+    /// `PyCodeObject.co_linetable`.
+    code_linetable: "PyCodeObject" ["co_linetable"] debug "code_object.linetable";
+    /// `PyCodeObject.co_code_adaptive`: where the bytecode starts.
+    code_adaptive: "PyCodeObject" ["co_code_adaptive"] debug "code_object.co_code_adaptive";
+    /// `PyObject.ob_type`.
+    object_type: "PyObject" ["ob_type"] debug "pyobject.ob_type";
+    /// `PyVarObject.ob_size`.
+    varobject_size: "PyVarObject" ["ob_size"] debug "bytes_object.ob_size";
+    /// `PyTypeObject.tp_name`.
+    type_name: "PyTypeObject" ["tp_name"] debug "type_object.tp_name";
+    /// `PyBytesObject.ob_sval`.
+    bytes_data: "PyBytesObject" ["ob_sval"] debug "bytes_object.ob_sval";
+    /// `sizeof(PyASCIIObject)`: where compact ASCII data starts.
+    ascii_size: "PyASCIIObject" ["sizeof"] debug "unicode_object.asciiobject_size";
+    /// `PyASCIIObject.length`.
+    ascii_length: "PyASCIIObject" ["length"] debug "unicode_object.length";
+    /// `PyASCIIObject.state`.
+    ascii_state: "PyASCIIObject" ["state"] debug "unicode_object.state";
+    /// `sizeof(PyCompactUnicodeObject)`: where compact non-ASCII data starts.
+    compact_size: "PyCompactUnicodeObject" ["sizeof"];
+    /// Bit position of `kind` in `PyASCIIObject.state`.
+    state_kind_shift: "constants" ["STATE_KIND_SHIFT"];
+    /// Width mask of `kind`.
+    state_kind_mask: "constants" ["STATE_KIND_MASK"];
+    /// Bit position of `compact`.
+    state_compact_shift: "constants" ["STATE_COMPACT_SHIFT"];
+    /// Bit position of `ascii`.
+    state_ascii_shift: "constants" ["STATE_ASCII_SHIFT"];
+    /// `FRAME_OWNED_BY_CSTACK` (3.12+): shim frames of C calls into Python.
+    owner_cstack: "constants" ["FRAME_OWNED_BY_CSTACK"];
+    /// `FRAME_OWNED_BY_INTERPRETER` (3.14+): the interpreter's own base frames.
+    owner_interpreter: "constants" ["FRAME_OWNED_BY_INTERPRETER"];
+    /// `Py_TAG_BITS` (3.14+): low bits of a tagged stack reference.
+    tag_bits: "constants" ["Py_TAG_BITS"];
+}
+
+impl Offsets {
+    /// The field named `name`, or an error saying which table lacks it.
+    pub fn need(&self, name: &str, source: &str) -> Result<u64> {
+        self.get(name).ok_or_else(|| Error::Offsets {
+            table: source.into(),
+            reason: format!("no value for {name}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_parses_and_names_a_version() {
+        for (name, text) in TABLES {
+            let table = Table::parse(name, text).unwrap();
+            assert_eq!(table.first_version.to_string(), *name);
+            let offsets = Offsets::from_table(&table);
+            assert!(offsets.frame_previous.is_some(), "{name}");
+            assert!(offsets.code_qualname.is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn table_for_picks_the_newest_applicable() {
+        let t = table_for(PyVersion::new(3, 12, 7)).unwrap().unwrap();
+        assert_eq!(t.name, "3.12.0");
+        let t = table_for(PyVersion::new(3, 11, 2)).unwrap().unwrap();
+        assert_eq!(t.name, "3.11.0");
+        assert!(table_for(PyVersion::new(3, 10, 13)).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_tables_are_errors() {
+        assert!(Table::parse("3.40.0", "[x]\ny = \"str\"").is_err());
+        assert!(Table::parse("nonsense", "").is_err());
+        let t = Table::parse("3.40.0", "[A]\nb = 1\nneg = -1").unwrap();
+        assert_eq!(t.get("A", "b"), Some(1));
+        assert_eq!(t.get("A", "neg"), None);
+        assert!(t.require("A", "c").is_err());
+    }
+}

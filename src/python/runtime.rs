@@ -1,0 +1,119 @@
+//! From `_PyRuntime` to thread states: the interpreters list and each interpreter's thread
+//! list. Every walk is capped and checks for cycles.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+use crate::process::{Fields, ReadMemory, RemoteAddr};
+use crate::python::layout::{FrameRoot, Layout};
+
+/// Most interpreters we follow in one process.
+pub const MAX_INTERPRETERS: usize = 256;
+/// Most threads we follow in one interpreter.
+pub const MAX_THREADS: usize = 16384;
+
+/// What a sample needs from one `PyThreadState`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadState {
+    /// The thread state's address.
+    pub addr: RemoteAddr,
+    /// `thread_id`: the pthread id Python reports.
+    pub thread_id: u64,
+    /// `native_thread_id`: the kernel's thread id.
+    pub native_thread_id: Option<u32>,
+    /// The innermost interpreter frame (null when the thread runs no Python code).
+    pub frame: RemoteAddr,
+    /// `(datastack_chunk, datastack_top)`: where this thread's frames mostly live.
+    pub datastack: Option<(RemoteAddr, RemoteAddr)>,
+}
+
+/// Addresses of every interpreter, main first.
+pub fn interpreters(
+    mem: &dyn ReadMemory,
+    layout: &Layout,
+    runtime: RemoteAddr,
+) -> Result<Vec<RemoteAddr>> {
+    let head = mem.read_addr(runtime.offset(layout.runtime_interpreters_head)?)?;
+    walk_list(head, MAX_INTERPRETERS, "interpreter", |addr| {
+        mem.read_addr(addr.offset(layout.interp_next)?)
+    })
+}
+
+/// Every thread state of one interpreter.
+pub fn threads(
+    mem: &dyn ReadMemory,
+    layout: &Layout,
+    interp: RemoteAddr,
+) -> Result<Vec<ThreadState>> {
+    let head = mem.read_addr(interp.offset(layout.interp_threads_head)?)?;
+    let t = &layout.thread;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut addr = head;
+    while !addr.is_null() {
+        if out.len() >= MAX_THREADS || !seen.insert(addr) {
+            return Err(Error::corrupt("thread list too long or cyclic"));
+        }
+        let buf = mem.read_vec(addr, t.size as usize)?;
+        let frame = match t.root {
+            FrameRoot::Direct { current_frame } => buf.addr_at(current_frame)?,
+            FrameRoot::ViaCFrame {
+                cframe,
+                current_frame,
+            } => {
+                let cframe = buf.addr_at(cframe)?;
+                if cframe.is_null() {
+                    RemoteAddr::NULL
+                } else {
+                    mem.read_addr(cframe.offset(current_frame)?)?
+                }
+            }
+        };
+        let native = buf.u64_at(t.native_thread_id)?;
+        out.push(ThreadState {
+            addr,
+            thread_id: buf.u64_at(t.thread_id)?,
+            native_thread_id: u32::try_from(native).ok().filter(|n| *n != 0),
+            frame,
+            datastack: match t.datastack {
+                Some((chunk, top)) => Some((buf.addr_at(chunk)?, buf.addr_at(top)?)),
+                None => None,
+            },
+        });
+        addr = buf.addr_at(t.next)?;
+    }
+    Ok(out)
+}
+
+fn walk_list(
+    head: RemoteAddr,
+    cap: usize,
+    what: &str,
+    mut next: impl FnMut(RemoteAddr) -> Result<RemoteAddr>,
+) -> Result<Vec<RemoteAddr>> {
+    let mut out = Vec::new();
+    let mut addr = head;
+    while !addr.is_null() {
+        if out.len() >= cap || out.contains(&addr) {
+            return Err(Error::corrupt(format!("{what} list too long or cyclic")));
+        }
+        out.push(addr);
+        addr = next(addr)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_walks_stop_on_cycles_and_caps() {
+        let next = |a: RemoteAddr| Ok(RemoteAddr(if a.0 == 3 { 1 } else { a.0 + 1 }));
+        assert!(walk_list(RemoteAddr(1), 10, "x", next).is_err());
+        let next = |a: RemoteAddr| Ok(RemoteAddr(a.0 + 1));
+        assert!(walk_list(RemoteAddr(1), 10, "x", next).is_err());
+        let next = |a: RemoteAddr| Ok(RemoteAddr(if a.0 == 3 { 0 } else { a.0 + 1 }));
+        assert_eq!(walk_list(RemoteAddr(1), 10, "x", next).unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,277 @@
+//! The fixed-rate loop: at each tick read the OS thread states, pause the target (unless
+//! non-blocking), read every Python thread's stack, resume, and hand a [`Sample`] to the caller.
+//! Errors are classified by [`Error::recovery`]: skip the sample, stop because the target
+//! exited, or abort.
+
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Recovery, Result};
+use crate::model::{Frame, Sample, ThreadSample};
+use crate::process::Process;
+use crate::python::Interpreter;
+
+use schedule::Schedule;
+
+/// How to take samples.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    /// Samples per second.
+    pub rate_hz: f64,
+    /// Stop after this long (None: until the target exits or we are told to stop).
+    pub duration: Option<Duration>,
+    /// Do not pause the target while reading.
+    pub nonblocking: bool,
+    /// Keep threads the OS reports idle.
+    pub include_idle: bool,
+    /// Keep file names whole instead of package-relative.
+    pub full_filenames: bool,
+    /// The depth cap.
+    pub max_depth: usize,
+}
+
+/// Running counts, for the progress line and the summary.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Samples taken (each covers every thread).
+    pub samples: u64,
+    /// Samples dropped because of an error.
+    pub errors: u64,
+    /// Ticks skipped because sampling fell behind.
+    pub missed: u64,
+    /// Time since sampling began.
+    pub elapsed: Duration,
+    /// The last error, for the summary.
+    pub last_error: Option<String>,
+}
+
+/// Why sampling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `--duration` elapsed.
+    Duration,
+    /// The target exited.
+    TargetExited,
+    /// The user interrupted (Ctrl-C) or the caller asked to stop.
+    Interrupted,
+}
+
+/// Samples one process.
+pub struct Sampler {
+    process: Process,
+    interpreter: Interpreter,
+    options: SamplerOptions,
+    short_names: HashMap<Arc<str>, Option<Arc<str>>>,
+}
+
+impl Sampler {
+    /// Prepares to sample `process` through its attached `interpreter`.
+    pub fn new(process: Process, interpreter: Interpreter, options: SamplerOptions) -> Sampler {
+        Sampler {
+            process,
+            interpreter,
+            options,
+            short_names: HashMap::new(),
+        }
+    }
+
+    /// The target.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// The attached interpreter.
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.interpreter
+    }
+
+    /// Takes one sample now. Idle threads are left out unless the options keep them.
+    pub fn sample(&mut self) -> Result<Sample> {
+        let os_threads = self.process.os_threads()?;
+        let stacks = {
+            let _pause = if self.options.nonblocking {
+                None
+            } else {
+                Some(self.process.pause()?)
+            };
+            self.interpreter
+                .stacks(&self.process, self.options.max_depth)?
+            // The pause guard drops here: the target runs again before we do anything else.
+        };
+        let mut threads = Vec::with_capacity(stacks.len());
+        for stack in stacks {
+            let native = stack.thread.native_thread_id;
+            let active = native
+                .and_then(|tid| os_threads.iter().find(|t| t.tid == tid))
+                .map(|t| t.running)
+                .unwrap_or(true);
+            if !active && !self.options.include_idle {
+                continue;
+            }
+            let mut frames = stack.frames;
+            if !self.options.full_filenames {
+                for frame in &mut frames {
+                    frame.short_filename = self.short_name(frame);
+                }
+            }
+            threads.push(ThreadSample {
+                thread_id: stack.thread.thread_id,
+                os_thread_id: native,
+                active,
+                frames,
+            });
+        }
+        Ok(Sample {
+            pid: self.process.pid(),
+            threads,
+        })
+    }
+
+    /// Samples at the configured rate until the duration ends, the target exits, or `stop` is
+    /// set; every sample goes to `sink` and `progress` sees the counts after each tick.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        sink: &mut dyn FnMut(&Sample),
+        progress: &mut dyn FnMut(&Stats),
+    ) -> Result<(StopReason, Stats)> {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(start, self.options.rate_hz);
+        let mut stats = Stats::default();
+        let mut warned_late = false;
+        let end = self.options.duration.map(|d| start + d);
+        let reason = loop {
+            if stop.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
+            }
+            match self.sample() {
+                Ok(sample) => {
+                    stats.samples += 1;
+                    sink(&sample);
+                }
+                Err(e) => match self.classify(&e) {
+                    Recovery::TargetExited => break StopReason::TargetExited,
+                    Recovery::SkipSample => {
+                        stats.errors += 1;
+                        log::debug!("sample dropped: {e}");
+                        stats.last_error = Some(e.to_string());
+                    }
+                    Recovery::Abort => return Err(e),
+                },
+            }
+            let now = Instant::now();
+            stats.elapsed = now - start;
+            let due = schedule.next_after(now);
+            stats.missed = schedule.missed;
+            progress(&stats);
+            if !warned_late && schedule.missed > 0 && stats.samples >= 10 {
+                let behind = schedule.worst_lateness;
+                log::warn!(
+                    "sampling is falling behind the requested rate ({behind:?} late at worst); \
+                     samples are skipped, not bunched"
+                );
+                warned_late = true;
+            }
+            if end.is_some_and(|end| due >= end) {
+                // Do not run past the duration: wait out the remainder and stop.
+                sleep_until(end.unwrap_or(due), stop);
+                break if stop.load(Ordering::Relaxed) {
+                    StopReason::Interrupted
+                } else {
+                    StopReason::Duration
+                };
+            }
+            sleep_until(due, stop);
+            if !self.process.is_alive() {
+                break StopReason::TargetExited;
+            }
+        };
+        stats.elapsed = start.elapsed();
+        Ok((reason, stats))
+    }
+
+    /// An error's recovery, corrected for a target that has exited meanwhile (its memory reads
+    /// fail in many ways while it is tearing down).
+    fn classify(&mut self, e: &Error) -> Recovery {
+        let recovery = e.recovery();
+        if recovery != Recovery::TargetExited && !self.process.is_alive() {
+            return Recovery::TargetExited;
+        }
+        recovery
+    }
+
+    fn short_name(&mut self, frame: &Frame) -> Option<Arc<str>> {
+        let pid = self.process.pid();
+        self.short_names
+            .entry(frame.filename.clone())
+            .or_insert_with(|| {
+                shorten_filename(&frame.filename, |dir| {
+                    let inside = format!("/proc/{pid}/root{dir}/__init__.py");
+                    Path::new(&inside).exists() || Path::new(dir).join("__init__.py").exists()
+                })
+                .map(Arc::from)
+            })
+            .clone()
+    }
+}
+
+/// The package-relative form of a file name: leading folders are dropped up to the outermost
+/// folder that is a package (holds `__init__.py`), so `/usr/lib/python3.12/json/decoder.py`
+/// becomes `json/decoder.py` and `/home/me/app.py` becomes `app.py`. Names that are not
+/// absolute paths (`<string>`, `<frozen …>`) are kept.
+pub fn shorten_filename(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
+    if !filename.starts_with('/') {
+        return None;
+    }
+    let path = Path::new(filename);
+    let mut root = path.parent()?;
+    while let Some(parent) = root.parent() {
+        if !is_package(&root.to_string_lossy()) {
+            break;
+        }
+        root = parent;
+    }
+    path.strip_prefix(root)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+fn sleep_until(deadline: Instant, stop: &AtomicBool) {
+    // Sleep in short slices so Ctrl-C is noticed quickly even at low rates.
+    loop {
+        let now = Instant::now();
+        if now >= deadline || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_shorten_to_the_package() {
+        let packages = ["/usr/lib/python3.12/json", "/site/pkg", "/site/pkg/sub"];
+        let is_pkg = |d: &str| packages.contains(&d);
+        let short = |f: &str| shorten_filename(f, is_pkg);
+        assert_eq!(
+            short("/usr/lib/python3.12/json/decoder.py").unwrap(),
+            "json/decoder.py"
+        );
+        assert_eq!(
+            short("/usr/lib/python3.12/threading.py").unwrap(),
+            "threading.py"
+        );
+        assert_eq!(short("/site/pkg/sub/mod.py").unwrap(), "pkg/sub/mod.py");
+        assert_eq!(short("/home/me/app.py").unwrap(), "app.py");
+        assert_eq!(short("<frozen importlib._bootstrap>"), None);
+        assert_eq!(short("<string>"), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! What the user watches while sampling: the progress line (and, later, the live `top` view).
+
+pub mod progress;
