@@ -52,6 +52,7 @@ pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
             include_idle: true,
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
+            seed: crate::sampling::time_seed(),
         },
     );
     let sample = sampler.sample()?;

@@ -42,6 +42,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             include_idle: config.include_idle,
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
+            seed: crate::sampling::time_seed(),
         },
     );
     let mut counts = StackCounts::new(config.style);

@@ -1,13 +1,18 @@
-//! Linux: `process_vm_readv` for memory, ptrace (through remoteprocess) for pausing, `/proc` for
+//! Linux: `process_vm_readv` for memory, ptrace (seize + interrupt) for pausing, `/proc` for
 //! threads, maps and the executable. The only file that talks to the OS about the target.
 
+use std::cell::Cell;
 use std::io::IoSliceMut;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::maps::MapRange;
@@ -19,6 +24,8 @@ pub struct Process {
     pid: u32,
     child: Option<Child>,
     exit_status: Option<ExitStatus>,
+    /// Set when a pause's `waitpid` reaped our child, so its status is not lost.
+    reaped: Cell<Option<ExitStatus>>,
 }
 
 /// One kernel thread of the target and its scheduler state.
@@ -30,9 +37,37 @@ pub struct OsThread {
     pub running: bool,
 }
 
-/// The target is paused while this value lives; dropping it resumes every thread.
+/// The paused threads; dropping this value resumes them (detaches ptrace).
 pub struct Pause {
-    _lock: remoteprocess::Lock,
+    tids: Vec<Pid>,
+}
+
+impl Pause {
+    /// How many threads are paused.
+    pub fn len(&self) -> usize {
+        self.tids.len()
+    }
+
+    /// True when no thread needed pausing.
+    pub fn is_empty(&self) -> bool {
+        self.tids.is_empty()
+    }
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        for tid in &self.tids {
+            if let Err(e) = ptrace::detach(*tid, None) {
+                log::debug!("detaching thread {tid}: {e}");
+            }
+        }
+    }
+}
+
+/// What happened when we tried to stop one thread.
+enum StopOutcome {
+    Stopped,
+    Gone(Option<ExitStatus>),
 }
 
 impl Process {
@@ -45,6 +80,7 @@ impl Process {
             pid,
             child: None,
             exit_status: None,
+            reaped: Cell::new(None),
         })
     }
 
@@ -61,6 +97,7 @@ impl Process {
             pid: child.id(),
             child: Some(child),
             exit_status: None,
+            reaped: Cell::new(None),
         })
     }
 
@@ -78,8 +115,14 @@ impl Process {
     pub fn is_alive(&mut self) -> bool {
         if let Some(child) = &mut self.child {
             if self.exit_status.is_none() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.exit_status = Some(status);
+                self.exit_status = self.reaped.take();
+            }
+            if self.exit_status.is_none() {
+                match child.try_wait() {
+                    Ok(Some(status)) => self.exit_status = Some(status),
+                    Ok(None) => {}
+                    // Reaped elsewhere without a status we could keep: it is gone all the same.
+                    Err(_) => return false,
                 }
             }
             return self.exit_status.is_none();
@@ -96,6 +139,9 @@ impl Process {
     /// Returns its exit status. Does nothing for an attached process.
     pub fn finish_child(&mut self, grace: Duration) -> Option<ExitStatus> {
         let pid = self.pid;
+        if self.exit_status.is_none() {
+            self.exit_status = self.reaped.take();
+        }
         let child = self.child.as_mut()?;
         if self.exit_status.is_none() {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
@@ -184,25 +230,86 @@ impl Process {
         Ok(threads)
     }
 
-    /// Pauses every thread of the target until the returned guard is dropped.
-    pub fn pause(&self) -> Result<Pause> {
-        let process = remoteprocess::Process::new(self.pid as remoteprocess::Pid)
-            .map_err(|e| self.ptrace_error(e))?;
-        let lock = process.lock().map_err(|e| self.ptrace_error(e))?;
-        Ok(Pause { _lock: lock })
+    /// Pauses the given threads (ptrace seize + interrupt) until the returned guard is dropped.
+    /// Threads that exit meanwhile are skipped. Only running threads need pausing: a sleeping
+    /// thread's stack cannot change, and interrupting it would wake it (its blocking call
+    /// returns EINTR after the stop), which costs the target and makes it look busy.
+    pub fn pause(&self, tids: &[u32]) -> Result<Pause> {
+        let mut pause = Pause { tids: Vec::new() };
+        for &tid in tids {
+            let tid = Pid::from_raw(tid as i32);
+            match self.stop_thread(tid)? {
+                StopOutcome::Stopped => pause.tids.push(tid),
+                StopOutcome::Gone(Some(status)) => self.reaped.set(Some(status)),
+                StopOutcome::Gone(None) => {}
+            }
+        }
+        Ok(pause)
     }
 
-    fn ptrace_error(&self, e: remoteprocess::Error) -> Error {
+    /// Pauses every thread of the target, running or not (for one-off consistent reads such as
+    /// recording a snapshot).
+    pub fn pause_all(&self) -> Result<Pause> {
+        let tids: Vec<u32> = self.os_threads()?.iter().map(|t| t.tid).collect();
+        self.pause(&tids)
+    }
+
+    fn stop_thread(&self, tid: Pid) -> Result<StopOutcome> {
+        match ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACEEXIT) {
+            Ok(()) => {}
+            Err(Errno::ESRCH) => return Ok(StopOutcome::Gone(None)),
+            // A thread that is exiting refuses with EPERM too; only a live one means no rights.
+            Err(Errno::EPERM) if !process_exists(tid.as_raw() as u32) => {
+                return Ok(StopOutcome::Gone(None))
+            }
+            Err(e) => return Err(self.ptrace_error(e)),
+        }
+        if let Err(e) = ptrace::interrupt(tid) {
+            let _ = ptrace::detach(tid, None);
+            return match e {
+                Errno::ESRCH => Ok(StopOutcome::Gone(None)),
+                e => Err(self.ptrace_error(e)),
+            };
+        }
+        loop {
+            match waitpid(tid, Some(WaitPidFlag::WSTOPPED | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::PtraceEvent(..)) | Ok(WaitStatus::PtraceSyscall(_)) => {
+                    return Ok(StopOutcome::Stopped)
+                }
+                Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => return Ok(StopOutcome::Stopped),
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    // A signal meant for the target: deliver it and wait for our stop.
+                    if ptrace::cont(tid, sig).is_err() {
+                        return Ok(StopOutcome::Gone(None));
+                    }
+                }
+                Ok(WaitStatus::Exited(_, code)) => {
+                    return Ok(StopOutcome::Gone(Some(ExitStatus::from_raw(code << 8))))
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    return Ok(StopOutcome::Gone(Some(ExitStatus::from_raw(sig as i32))))
+                }
+                Ok(WaitStatus::Continued(_)) | Ok(WaitStatus::StillAlive) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(_) => {
+                    let _ = ptrace::detach(tid, None);
+                    return Ok(StopOutcome::Gone(None));
+                }
+            }
+        }
+    }
+
+    fn ptrace_error(&self, e: Errno) -> Error {
         match e {
-            remoteprocess::Error::NixError(Errno::EPERM) => Error::PermissionDenied {
+            Errno::EPERM => Error::PermissionDenied {
                 pid: self.pid,
                 what: "ptrace refused".into(),
             },
-            remoteprocess::Error::NixError(Errno::ESRCH) => Error::ProcessGone(self.pid),
+            Errno::ESRCH => Error::ProcessGone(self.pid),
             _ if !process_exists(self.pid) => Error::ProcessGone(self.pid),
             other => Error::io(
                 format!("could not pause process {}", self.pid),
-                std::io::Error::other(other.to_string()),
+                other.into(),
             ),
         }
     }

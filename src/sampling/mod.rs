@@ -33,6 +33,17 @@ pub struct SamplerOptions {
     pub full_filenames: bool,
     /// The depth cap.
     pub max_depth: usize,
+    /// Seed of the interval jitter.
+    pub seed: u64,
+}
+
+/// A seed for the interval jitter that differs between runs.
+pub fn time_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id())
 }
 
 /// Running counts, for the progress line and the summary.
@@ -94,10 +105,16 @@ impl Sampler {
     pub fn sample(&mut self) -> Result<Sample> {
         let os_threads = self.process.os_threads()?;
         let stacks = {
+            // Only running threads are paused; see `Process::pause`.
             let _pause = if self.options.nonblocking {
                 None
             } else {
-                Some(self.process.pause()?)
+                let running: Vec<u32> = os_threads
+                    .iter()
+                    .filter(|t| t.running)
+                    .map(|t| t.tid)
+                    .collect();
+                Some(self.process.pause(&running)?)
             };
             self.interpreter
                 .stacks(&self.process, self.options.max_depth)?
@@ -141,7 +158,7 @@ impl Sampler {
         progress: &mut dyn FnMut(&Stats),
     ) -> Result<(StopReason, Stats)> {
         let start = Instant::now();
-        let mut schedule = Schedule::new(start, self.options.rate_hz);
+        let mut schedule = Schedule::new(start, self.options.rate_hz, self.options.seed);
         let mut stats = Stats::default();
         let mut warned_late = false;
         let end = self.options.duration.map(|d| start + d);

@@ -1,6 +1,10 @@
-//! A drift-free sampling schedule: tick `k` is due at `start + k × interval`, however long each
-//! sample took. When sampling falls behind, missed ticks are skipped (never bunched up) and
-//! counted, so the caller can say how far behind it is.
+//! The sampling schedule: time is cut into slots of `1 / rate` from the start, and each slot's
+//! sample falls at a uniformly random point inside it (stratified jitter). The random phase
+//! means a workload with a period of its own cannot line up with the sampler (a fixed period
+//! aliases with periodic code and biases shares); one sample per slot keeps the variance of
+//! measured shares far below that of exponential (Poisson) intervals at the same rate, and
+//! the slots never drift. When sampling falls behind, the slots already past are skipped
+//! (never bunched up) and counted.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +12,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Schedule {
     start: Instant,
+    slot: u64,
+    next_due: Instant,
     interval: Duration,
-    tick: u64,
+    rng: u64,
     /// Ticks skipped because sampling was late.
     pub missed: u64,
     /// The largest lateness seen.
@@ -17,47 +23,67 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// A schedule of `rate_hz` ticks a second starting at `start`.
-    pub fn new(start: Instant, rate_hz: f64) -> Schedule {
+    /// A schedule of `rate_hz` ticks a second (on average) starting at `start`, with the
+    /// jitter drawn from a generator seeded with `seed`.
+    pub fn new(start: Instant, rate_hz: f64, seed: u64) -> Schedule {
         let rate = if rate_hz.is_finite() && rate_hz > 0.0 {
-            rate_hz
+            rate_hz.min(1e9)
         } else {
             1.0
         };
         Schedule {
             start,
+            slot: 0,
+            next_due: start,
             interval: Duration::from_secs_f64(1.0 / rate),
-            tick: 0,
+            // splitmix64 of the seed: a zero seed still gives a working xorshift state.
+            rng: splitmix(seed) | 1,
             missed: 0,
             worst_lateness: Duration::ZERO,
         }
     }
 
-    /// The time between ticks.
+    /// The mean time between ticks.
     pub fn interval(&self) -> Duration {
         self.interval
     }
 
     /// Called after a sample finished at `now`: returns when the next one is due.
     pub fn next_after(&mut self, now: Instant) -> Instant {
-        self.tick += 1;
-        let mut due = self.due(self.tick);
-        if now > due {
-            let late = now - due;
-            self.worst_lateness = self.worst_lateness.max(late);
-            // Skip the ticks that are already past; the next due tick is in the future.
-            let behind = (late.as_nanos() / self.interval.as_nanos().max(1)) as u64 + 1;
-            self.missed += behind;
-            self.tick += behind;
-            due = self.due(self.tick);
+        self.slot += 1;
+        self.next_due = self.due_in(self.slot);
+        if now > self.next_due {
+            self.worst_lateness = self.worst_lateness.max(now - self.next_due);
+            while self.next_due < now {
+                self.missed += 1;
+                self.slot += 1;
+                self.next_due = self.due_in(self.slot);
+            }
         }
-        due
+        self.next_due
     }
 
-    fn due(&self, tick: u64) -> Instant {
-        let nanos = self.interval.as_nanos().saturating_mul(u128::from(tick));
-        self.start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    /// A random instant inside slot `slot`.
+    fn due_in(&mut self, slot: u64) -> Instant {
+        let offset = self.interval.mul_f64(slot as f64 + self.uniform());
+        self.start + offset
     }
+
+    /// A uniform draw in [0, 1): xorshift64*, plenty for jitter and reproducible from the seed.
+    fn uniform(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let bits = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        bits as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -65,35 +91,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn on_time_ticks_do_not_drift() {
+    fn the_mean_rate_holds_without_drift() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 100.0);
+        let mut s = Schedule::new(t0, 100.0, 7);
         let mut due = t0;
-        for k in 1..=1000 {
-            // Each sample takes 3 ms, finishing well before the next tick.
-            due = s.next_after(due + Duration::from_millis(3));
-            assert_eq!(due, t0 + Duration::from_millis(10 * k));
+        for _ in 0..20_000 {
+            // Samples take no time here: every slot is kept.
+            due = s.next_after(due);
         }
+        // 20 000 ticks at 100 Hz end inside the 20 000th 10 ms slot.
+        let secs = (due - t0).as_secs_f64();
+        assert!((199.99..200.0).contains(&secs), "{secs}");
         assert_eq!(s.missed, 0);
+    }
+
+    #[test]
+    fn intervals_vary_and_repeat_with_the_seed() {
+        let t0 = Instant::now();
+        let draws = |seed| {
+            let mut s = Schedule::new(t0, 1000.0, seed);
+            let mut at = t0;
+            (0..50)
+                .map(|_| {
+                    let next = s.next_after(at);
+                    let gap = next - at;
+                    at = next;
+                    gap
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(1), draws(1));
+        assert_ne!(draws(1), draws(2));
+        let d = draws(3);
+        assert!(d.iter().any(|x| *x != d[0]), "{d:?}");
+        // One sample per 1 ms slot: gaps stay under two slots.
+        assert!(d.iter().all(|g| *g < Duration::from_millis(2)), "{d:?}");
     }
 
     #[test]
     fn late_ticks_are_skipped_and_counted() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 100.0);
-        // The first sample took 35 ms: ticks at 10, 20, 30 ms are past.
-        let due = s.next_after(t0 + Duration::from_millis(35));
-        assert_eq!(due, t0 + Duration::from_millis(40));
-        assert_eq!(s.missed, 3);
-        assert_eq!(s.worst_lateness, Duration::from_millis(25));
+        let mut s = Schedule::new(t0, 100.0, 5);
+        let now = t0 + Duration::from_millis(500);
+        let due = s.next_after(now);
+        assert!(due >= now);
+        assert!(s.missed >= 20, "about 50 ticks were due in 500 ms: {}", s.missed);
+        assert!(s.worst_lateness > Duration::ZERO);
     }
 
     #[test]
     fn silly_rates_do_not_panic() {
         let t0 = Instant::now();
         for rate in [0.0, -5.0, f64::NAN, f64::INFINITY, 1e12] {
-            let mut s = Schedule::new(t0, rate);
-            s.next_after(t0 + Duration::from_secs(1));
+            let mut s = Schedule::new(t0, rate, 0);
+            s.next_after(t0 + Duration::from_millis(10));
         }
     }
 }

@@ -1,1 +1,352 @@
-//! (being written)
+//! Live tests: every interpreter of the matrix runs a target script with a known stack, and
+//! `sampler` (the built binary, or the library where the test is about internals) must report
+//! exactly that stack.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{for_each_python, marker_line, run_sampler, script, text, Python, Target};
+
+/// `sampler dump --pid N --json`, parsed.
+fn dump_json(pid: u32, extra: &[&str]) -> Value {
+    let pid = pid.to_string();
+    let mut args = vec!["dump", "--pid", &pid, "--json"];
+    args.extend_from_slice(extra);
+    let out = run_sampler(&args);
+    assert!(out.status.success(), "dump failed: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("dump --json prints JSON")
+}
+
+/// `name (file:line)` for each frame of a dumped thread, innermost first.
+fn frames(thread: &Value) -> Vec<String> {
+    thread["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({}:{})",
+                f["name"].as_str().unwrap(),
+                f["short_filename"]
+                    .as_str()
+                    .or(f["filename"].as_str())
+                    .unwrap(),
+                f["line"]
+            )
+        })
+        .collect()
+}
+
+fn main_thread(dump: &Value, pid: u32) -> &Value {
+    dump["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .find(|t| t["os_thread_id"] == pid)
+        .unwrap_or_else(|| panic!("no thread with the main thread's id {pid} in {dump}"))
+}
+
+#[test]
+fn dump_shows_the_known_chain_with_exact_lines() {
+    for_each_python(|py| {
+        let target = Target::start(py, "chain.py", &[]);
+        let dump = dump_json(target.pid, &[]);
+        let line = |m| marker_line("chain.py", m);
+        assert_eq!(
+            frames(main_thread(&dump, target.pid)),
+            vec![
+                format!("leaf (chain.py:{})", line("leaf")),
+                format!("Outer.Inner.method (chain.py:{})", line("method")),
+                format!("main (chain.py:{})", line("main")),
+                format!("<module> (chain.py:{})", line("module")),
+            ]
+        );
+        let version = dump["python_version"].as_str().unwrap();
+        let (major, minor, micro) = py.version;
+        assert_eq!(version, format!("{major}.{minor}.{micro}"));
+        // The text form carries the same frames.
+        let out = run_sampler(&["dump", "--pid", &target.pid.to_string()]);
+        let shown = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            shown.contains(&format!(
+                "    Outer.Inner.method (chain.py:{})",
+                line("method")
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!("Thread {} (active)", target.pid)),
+            "{shown}"
+        );
+    });
+}
+
+#[test]
+fn a_recursion_500_deep_is_complete() {
+    for_each_python(|py| {
+        let target = Target::start(py, "recurse.py", &["500"]);
+        let dump = dump_json(target.pid, &[]);
+        let stack = frames(main_thread(&dump, target.pid));
+        assert_eq!(stack.len(), 501, "500 recurse frames and <module>");
+        let bottom = marker_line("recurse.py", "bottom");
+        let middle = marker_line("recurse.py", "recurse");
+        assert_eq!(stack[0], format!("recurse (recurse.py:{bottom})"));
+        for frame in &stack[1..500] {
+            assert_eq!(frame, &format!("recurse (recurse.py:{middle})"));
+        }
+        assert_eq!(
+            stack[500],
+            format!(
+                "<module> (recurse.py:{})",
+                marker_line("recurse.py", "module")
+            )
+        );
+    });
+}
+
+#[test]
+fn non_ascii_function_class_and_file_names_survive() {
+    let file = "ünïcödé_名前.py";
+    for_each_python(|py| {
+        let target = Target::start(py, file, &[]);
+        let dump = dump_json(target.pid, &[]);
+        let line = |m| marker_line(file, m);
+        assert_eq!(
+            frames(main_thread(&dump, target.pid)),
+            vec![
+                format!("関数_深い ({file}:{})", line("inner")),
+                format!("Ωmega.méthode_λ ({file}:{})", line("method")),
+                format!("émoji_𠀋 ({file}:{})", line("outer")),
+                format!("<module> ({file}:{})", line("module")),
+            ]
+        );
+    });
+}
+
+#[test]
+fn every_thread_shows_its_own_stack() {
+    for_each_python(|py| {
+        let target = Target::start(py, "threads.py", &[]);
+        let dump = dump_json(target.pid, &[]);
+        let threads = dump["threads"].as_array().unwrap();
+        assert_eq!(threads.len(), 4, "{dump}");
+        let innermost: Vec<String> = threads.iter().map(|t| frames(t)[0].clone()).collect();
+        for name in ["busy_one", "busy_two", "sleeper"] {
+            let want = format!("{name} (threads.py:{})", marker_line("threads.py", name));
+            assert!(innermost.contains(&want), "{want} not in {innermost:?}");
+        }
+        // Distinct OS thread ids, the main one being the pid.
+        let mut tids: Vec<u64> = threads
+            .iter()
+            .map(|t| t["os_thread_id"].as_u64().unwrap())
+            .collect();
+        tids.sort();
+        tids.dedup();
+        assert_eq!(tids.len(), 4);
+        assert!(tids.contains(&u64::from(target.pid)));
+        // A thread in time.sleep and one blocked in join() are idle by the OS's account.
+        let sleeper = threads
+            .iter()
+            .find(|t| frames(t)[0].starts_with("sleeper"))
+            .unwrap();
+        assert_eq!(sleeper["active"], false, "{sleeper}");
+        assert_eq!(main_thread(&dump, target.pid)["active"], false);
+    });
+}
+
+/// Reads a collapsed-stacks file into (stack, count) pairs.
+fn collapsed(path: &std::path::Path) -> Vec<(String, u64)> {
+    std::fs::read_to_string(path)
+        .expect("raw output")
+        .lines()
+        .map(|l| {
+            let (stack, count) = l.rsplit_once(' ').expect("`stack count`");
+            (stack.to_string(), count.parse().expect("count"))
+        })
+        .collect()
+}
+
+#[test]
+fn cpu_split_shares_match_the_ground_truth() {
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("split.txt");
+        let target = std::process::Command::new(&py.path)
+            .arg(script("cpu_split.py"))
+            .args(["duration", "7"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = target.id().to_string();
+        // Give the interpreter a moment to start, then sample for 5 s.
+        std::thread::sleep(Duration::from_millis(300));
+        let rec = run_sampler(&[
+            "record",
+            "--pid",
+            &pid,
+            "-r",
+            "1000",
+            "-d",
+            "5",
+            "-f",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(rec.status.success(), "{}", text(&rec.stderr));
+        let result = target.wait_with_output().unwrap();
+        let result = text(&result.stdout);
+        let truth: f64 = result
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("alpha_share="))
+            .unwrap_or_else(|| panic!("no RESULT line in {result:?}"))
+            .parse()
+            .unwrap();
+        let (mut alpha, mut beta) = (0u64, 0u64);
+        for (stack, count) in collapsed(&out) {
+            let leaf = stack.rsplit(';').next().unwrap();
+            if leaf.starts_with("alpha ") {
+                alpha += count;
+            } else if leaf.starts_with("beta ") {
+                beta += count;
+            }
+        }
+        assert!(alpha + beta > 2000, "too few samples: {alpha} + {beta}");
+        let share = alpha as f64 / (alpha + beta) as f64;
+        eprintln!(
+            "[{}] alpha share {share:.4}, ground truth {truth:.4}, {} samples",
+            py.label,
+            alpha + beta
+        );
+        assert!(
+            (share - truth).abs() <= 0.015,
+            "alpha share {share:.4} vs ground truth {truth:.4}"
+        );
+    });
+}
+
+#[test]
+fn a_launched_command_is_profiled_until_it_exits() {
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("exits.svg");
+        let rec = run_sampler(&[
+            "record",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            py.path.to_str().unwrap(),
+            script("exits.py").to_str().unwrap(),
+            "1.5",
+        ]);
+        let stderr = text(&rec.stderr);
+        assert!(rec.status.success(), "{stderr}");
+        assert!(stderr.contains("exit status: 3"), "{stderr}");
+        let svg = std::fs::read_to_string(&out).unwrap();
+        assert!(svg.starts_with("<?xml"), "an SVG");
+        let work = format!("work (exits.py:{})", marker_line("exits.py", "work"));
+        assert!(svg.contains(&work), "{work} not in the flame graph");
+        assert!(svg.contains("exits.py 1.5"), "titled with the command line");
+    });
+}
+
+#[test]
+fn record_options_shape_the_output() {
+    for_each_python(|py| {
+        let target = Target::start(py, "threads.py", &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let record = |name: &str, extra: &[&str]| {
+            let out = dir.path().join(name);
+            let pid = target.pid.to_string();
+            let mut args = vec![
+                "record",
+                "--pid",
+                &pid,
+                "-d",
+                "1",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let rec = run_sampler(&args);
+            assert!(rec.status.success(), "{extra:?}: {}", text(&rec.stderr));
+            collapsed(&out)
+        };
+        let has =
+            |stacks: &[(String, u64)], needle: &str| stacks.iter().any(|(s, _)| s.contains(needle));
+        let busy = marker_line("threads.py", "busy_one");
+
+        let default = record("default.txt", &[]);
+        assert!(
+            has(&default, &format!("busy_one (threads.py:{busy})")),
+            "{default:?}"
+        );
+        assert!(
+            !has(&default, "sleeper"),
+            "idle threads are left out: {default:?}"
+        );
+
+        let idle = record("idle.txt", &["--idle"]);
+        assert!(has(&idle, "sleeper (threads.py:"), "{idle:?}");
+
+        let nolineno = record("nolineno.txt", &["--nolineno"]);
+        assert!(
+            has(&nolineno, "busy_one (threads.py);") || has(&nolineno, "busy_one (threads.py)")
+        );
+        assert!(!has(&nolineno, "threads.py:"), "{nolineno:?}");
+
+        let function = record("function.txt", &["--function"]);
+        let def_line = marker_line("threads.py", "def_busy_one");
+        assert!(
+            has(&function, &format!("busy_one (threads.py:{def_line})")),
+            "{function:?}"
+        );
+
+        let full = record("full.txt", &["--full-filenames", "--nonblocking"]);
+        let path = script("threads.py");
+        assert!(
+            has(&full, &format!("busy_one ({}:{busy})", path.display())),
+            "{full:?}"
+        );
+        drop(target);
+    });
+}
+
+#[test]
+fn line_tables_decode_as_cpython_does() {
+    for_each_python(|py: &Python| {
+        let out = std::process::Command::new(&py.path)
+            .arg(script("linetables.py"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut checked = 0;
+        for line in text(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let table: Vec<u8> = v["table"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+                .collect();
+            let first = v["first"].as_i64().unwrap() as i32;
+            let ranges = sampler::python::linetable::decode_locations(&table, first).unwrap();
+            for r in v["lines"].as_array().unwrap() {
+                let (start, end) = (r[0].as_i64().unwrap(), r[1].as_i64().unwrap());
+                let want = r[2].as_u64().map(|l| l as u32);
+                for offset in (start..end).step_by(2) {
+                    let got = sampler::python::linetable::line_at(&ranges, offset, first as u32);
+                    assert_eq!(got, want, "{} at offset {offset}", v["name"]);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000, "only {checked} instructions checked");
+    });
+}
