@@ -49,6 +49,9 @@ pub enum Error {
         /// The supported range, for the message.
         supported: String,
     },
+    /// A launched command exited before a Python interpreter could be read in it.
+    #[error("the command exited ({0}) before a Python interpreter could be found in it")]
+    CommandExited(String),
     /// The interpreter is still starting up (no interpreter state or thread yet).
     #[error("the interpreter is not initialised yet")]
     NotInitialised,
@@ -80,7 +83,7 @@ pub enum Error {
         reason: String,
     },
     /// Some other I/O failure (files, /proc).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -104,7 +107,9 @@ impl Error {
     /// Classifies the error for the sampling loop.
     pub fn recovery(&self) -> Recovery {
         match self {
-            Error::NoSuchProcess(_) | Error::ProcessGone(_) => Recovery::TargetExited,
+            Error::NoSuchProcess(_) | Error::ProcessGone(_) | Error::CommandExited(_) => {
+                Recovery::TargetExited
+            }
             Error::Read { .. } | Error::Corrupt(_) | Error::NotInitialised => Recovery::SkipSample,
             Error::PermissionDenied { .. }
             | Error::NotPython { .. }

@@ -67,6 +67,9 @@ fn hint(err: &Error) -> Option<String> {
                 .into()
         }
         Error::ProcessGone(_) => "the target exited; nothing was left to sample".into(),
+        Error::CommandExited(_) => "the command after `--` must run a CPython 3.11+ program \
+             (for example `python3 app.py`) and live long enough to be sampled"
+            .into(),
         _ => return None,
     })
 }

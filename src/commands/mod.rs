@@ -50,10 +50,7 @@ fn wait_for_interpreter(
         };
         if !process.is_alive() {
             return Err(match process.exit_status() {
-                Some(status) => Error::io(
-                    "the command exited before its Python interpreter could be read",
-                    std::io::Error::other(status.to_string()),
-                ),
+                Some(status) => Error::CommandExited(status.to_string()),
                 None => Error::ProcessGone(process.pid()),
             });
         }

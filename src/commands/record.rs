@@ -14,6 +14,10 @@ use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
 pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if let Some(path) = &config.output {
+        // Find out now, not after a long recording, that the file cannot be written.
+        check_writable(path)?;
+    }
     let (process, interpreter) = open_target(&config.target, &stop)?;
     let title = match &config.target {
         Target::Command(argv) => argv.join(" "),
@@ -104,6 +108,16 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         log::info!("last sampling error: {err}");
     }
     Ok(())
+}
+
+fn check_writable(path: &Path) -> crate::error::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .map_err(|e| crate::error::Error::io(format!("cannot write {}", path.display()), e))
 }
 
 /// `app-2026-11-21T05-25-11.svg` from the program's name and the time.

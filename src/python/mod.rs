@@ -130,17 +130,23 @@ impl Interpreter {
     }
 }
 
-/// The interpreter's version: `Py_Version` (3.11+) from the target's memory; otherwise the
-/// `pythonX.Y` in the binary's file name, which is enough to say "unsupported".
+/// The interpreter's version from `Py_Version`, which every supported version (3.11+) exports.
+/// Without it, the `pythonX.Y` in the binary's file name is enough to say "unsupported".
 fn read_version(process: &Process, binary: &PythonBinary) -> Result<PyVersion> {
     if let Some(addr) = binary.symbol("Py_Version") {
         let hex = process.read_u32(RemoteAddr(addr))?;
         return PyVersion::from_hex(hex)
             .ok_or_else(|| Error::corrupt(format!("Py_Version holds {hex:#x}")));
     }
-    PyVersion::from_file_name(&binary.path).ok_or_else(|| Error::InterpreterNotFound {
-        pid: process.pid(),
-        binary: binary.path.clone(),
-        reason: "it has no Py_Version symbol and its name tells no version".into(),
+    Err(match PyVersion::from_file_name(&binary.path) {
+        Some(v) => Error::UnsupportedVersion {
+            found: format!("{}.{}", v.major, v.minor),
+            supported: layout::supported_range(),
+        },
+        None => Error::InterpreterNotFound {
+            pid: process.pid(),
+            binary: binary.path.clone(),
+            reason: "it has no Py_Version symbol and its name tells no version".into(),
+        },
     })
 }

@@ -135,7 +135,11 @@ mod tests {
         let now = t0 + Duration::from_millis(500);
         let due = s.next_after(now);
         assert!(due >= now);
-        assert!(s.missed >= 20, "about 50 ticks were due in 500 ms: {}", s.missed);
+        assert!(
+            s.missed >= 20,
+            "about 50 ticks were due in 500 ms: {}",
+            s.missed
+        );
         assert!(s.worst_lateness > Duration::ZERO);
     }
 

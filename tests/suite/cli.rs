@@ -1,1 +1,193 @@
-//! (being written)
+//! The built binary's behaviour on bad input: one `error:` line, a `hint:` where the user can
+//! act, exit code 1 (2 for usage errors), quickly; and Ctrl-C handling.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{pythons, run_sampler, run_with_timeout, sampler, script, text, Target};
+
+/// Runs sampler and checks the one-line error shape; returns stderr.
+fn expect_error(args: &[&str], code: i32, limit: Duration) -> String {
+    let started = Instant::now();
+    let out = run_sampler(args);
+    let elapsed = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    // A hang guard rather than a timing assertion: errors come back at once.
+    assert!(elapsed < limit, "{args:?} took {elapsed:?}");
+    stderr
+}
+
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[test]
+fn no_such_process() {
+    let stderr = expect_error(
+        &["record", "--pid", "1073741808"],
+        1,
+        Duration::from_secs(2),
+    );
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines[0], "error: no process with pid 1073741808");
+    assert!(lines[1].starts_with("hint: "), "{stderr}");
+    let stderr = expect_error(&["dump", "--pid", "1073741808"], 1, Duration::from_secs(2));
+    assert!(stderr.starts_with("error: no process with pid"), "{stderr}");
+}
+
+#[test]
+fn not_a_python_process_names_the_binary() {
+    let mut sleep = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = sleep.id().to_string();
+    let stderr = expect_error(&["dump", "--pid", &pid], 1, Duration::from_secs(2));
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("error: process {pid} is not a Python process"))
+            && lines[0].contains("sleep"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("hint: --pid must be a running Python process"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn permission_denied_explains_what_to_do() {
+    let py = pythons().into_iter().next().expect("an interpreter");
+    let target = Target::start(&py, "chain.py", &[]);
+    // Run sampler as `nobody` against a root-owned target: the kernel refuses.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_sampler"))
+        .args(["dump", "--pid", &target.pid.to_string()])
+        .stdin(Stdio::null());
+    let started = Instant::now();
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].starts_with("error: permission denied"), "{stderr}");
+    assert!(
+        lines[1].contains("CAP_SYS_PTRACE") && lines[1].contains("ptrace_scope"),
+        "{stderr}"
+    );
+    assert_ne!(target.state(), 't', "the target is not left stopped");
+}
+
+#[test]
+fn unsupported_versions_name_the_supported_range() {
+    let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| {
+        format!(
+            "{}/.pyenv",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    let old = std::path::PathBuf::from(root).join("versions/3.10.13/bin/python3.10");
+    if !old.exists() {
+        assert!(!crate::support::in_ci(), "{} is missing", old.display());
+        eprintln!("SKIPPING: {} is missing", old.display());
+        return;
+    }
+    let py = crate::support::Python {
+        label: "pyenv-3.10".into(),
+        path: old,
+        version: (3, 10, 13),
+    };
+    let target = Target::start(&py, "chain.py", &[]);
+    let stderr = expect_error(
+        &["record", "--pid", &target.pid.to_string(), "-d", "1"],
+        1,
+        Duration::from_secs(2),
+    );
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(
+        lines[0],
+        "error: unsupported Python version 3.10 (supported: CPython 3.11 to 3.15)"
+    );
+    assert!(lines[1].starts_with("hint: "), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    for args in [
+        &["record"][..],
+        &["record", "--pid", "1", "--rate", "0"],
+        &["record", "--pid", "1", "--format", "png"],
+        &["record", "--pid", "abc"],
+        &["record", "--pid", "1", "--", "python"],
+        &["dump"],
+        &["frobnicate"],
+    ] {
+        let stderr = expect_error(args, 2, Duration::from_secs(2));
+        assert!(stderr.contains("error:"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_command_that_cannot_start_is_reported() {
+    let stderr = expect_error(
+        &["record", "--", "/nonexistent/python3", "app.py"],
+        1,
+        Duration::from_secs(2),
+    );
+    assert!(
+        stderr.starts_with("error: could not start `/nonexistent/python3`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_writes_the_profile_and_leaves_the_target_running() {
+    let py = pythons().into_iter().next().expect("an interpreter");
+    let target = Target::start(&py, "chain.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("interrupted.txt");
+    let child = sampler()
+        .args([
+            "record",
+            "--pid",
+            &target.pid.to_string(),
+            "-f",
+            "raw",
+            "-r",
+            "500",
+            "-o",
+        ])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let result = child.wait_with_output().unwrap();
+    let stderr = text(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let profile = std::fs::read_to_string(&out).unwrap();
+    assert!(profile.contains("leaf (chain.py:"), "{profile}");
+    // The target runs on, not stopped: its state is never `t` (traced stop) or `T`.
+    std::thread::sleep(Duration::from_millis(100));
+    let state = target.state();
+    assert!(state == 'R' || state == 'S', "target state {state}");
+}
+
+#[test]
+fn the_demo_script_of_the_readme_is_present() {
+    assert!(crate::support::repo().join("docs/demo.py").exists());
+    assert!(script("chain.py").exists());
+}
