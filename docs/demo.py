@@ -6,10 +6,10 @@ into a few functions of clearly different cost, so the flame graph has recognisa
     main
       run_batch
         parse_records       the widest: splits, converts and checks every field
-        make_records        about half as wide: builds the CSV text
-        compute_statistics  narrower: grouping, sorting, quantiles
-          Histogram.add     a method, called once per value
+        make_records        next: builds the CSV text
         count_partitions    recursive, so it draws a tower of identical frames
+        compute_statistics  grouping, sorting, quantiles
+          Histogram.add     a method, called once per value
         render_report       the narrowest: string formatting
           Histogram.render
 

@@ -44,10 +44,6 @@ pub struct PythonBinary {
     pub load_bias: u64,
     /// Runtime addresses of the [`WANTED`] symbols the file defines.
     pub symbols: HashMap<&'static str, u64>,
-    /// True for a shared `libpython`, false for an executable with the interpreter inside.
-    pub is_shared_library: bool,
-    /// Runtime address ranges of the file's writable data sections (`.data`, `.bss`, `.PyRuntime`).
-    pub data_ranges: Vec<(u64, u64)>,
 }
 
 impl PythonBinary {
@@ -162,33 +158,10 @@ pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<Pyt
         .into_iter()
         .map(|(k, v)| (k, v.wrapping_add(load_bias)))
         .collect();
-    let data_ranges = elf
-        .section_headers
-        .iter()
-        .filter(|sh| {
-            sh.sh_flags & u64::from(section_header::SHF_WRITE) != 0
-                && sh.sh_flags & u64::from(section_header::SHF_ALLOC) != 0
-                && sh.sh_size > 0
-                && matches!(
-                    elf.shdr_strtab.get_at(sh.sh_name),
-                    Some(".data" | ".bss" | ".PyRuntime")
-                )
-        })
-        .map(|sh| {
-            let start = sh.sh_addr.wrapping_add(load_bias);
-            (start, start.wrapping_add(sh.sh_size))
-        })
-        .collect();
     Ok(Some(PythonBinary {
         path: path.into(),
         load_bias,
         symbols,
-        is_shared_library: is_dyn
-            && Path::new(path)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("lib")),
-        data_ranges,
     }))
 }
 

@@ -45,14 +45,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The ways out of a refused ptrace or memory read, naming the Yama setting only where the
+/// kernel has it.
+fn permission_hint() -> String {
+    let mut hint = String::from(
+        "run as root (sudo), or give sampler CAP_SYS_PTRACE (in a container: --cap-add \
+         SYS_PTRACE); if a debugger (gdb, strace) is attached, detach it or use --nonblocking",
+    );
+    if let Ok(scope) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        let scope = scope.trim();
+        if scope != "0" {
+            hint.push_str(&format!(
+                "; kernel.yama.ptrace_scope is {scope}: only root may read another process, \
+                 but `sampler record -- COMMAND` may read the command it starts"
+            ));
+        }
+    }
+    hint
+}
+
 /// What the user can do about an error, when there is something.
 fn hint(err: &Error) -> Option<String> {
     Some(match err {
         Error::NoSuchProcess(_) => "check the pid with `ps`; the process may have exited".into(),
-        Error::PermissionDenied { .. } => "run as root (sudo), or give sampler CAP_SYS_PTRACE \
-             (in a container: --cap-add SYS_PTRACE); if kernel.yama.ptrace_scope is 1 or more, \
-             only root may read another process"
-            .into(),
+        Error::PermissionDenied { .. } => permission_hint(),
         Error::NotPython { .. } => {
             format!(
                 "--pid must be a running Python process ({})",

@@ -98,10 +98,16 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             }
         );
     }
-    if stats.missed > 0 {
+    // A few late ticks on a busy machine are normal; say so once the rate really suffers.
+    let due = stats.samples + stats.errors + stats.missed;
+    if stats.missed * 20 > due {
         eprintln!(
-            "sampler: fell behind the requested rate: {} ticks skipped",
-            stats.missed
+            "sampler: could not keep up with {} Hz: {} of {due} samples skipped \
+             ({:.0} Hz reached, up to {:.1} ms late); try a lower --rate",
+            config.rate_hz,
+            stats.missed,
+            (stats.samples + stats.errors) as f64 / stats.elapsed.as_secs_f64().max(1e-9),
+            stats.worst_lateness.as_secs_f64() * 1e3
         );
     }
     if let Some(err) = stats.last_error.filter(|_| stats.errors > 0) {

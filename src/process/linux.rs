@@ -16,7 +16,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::maps::MapRange;
-use super::{ReadMemory, RemoteAddr};
+use super::{ReadMemory, ReadRequest, RemoteAddr};
 use crate::error::{Error, Result};
 
 /// A live process we sample: attached by pid or launched by us.
@@ -351,6 +351,44 @@ impl ReadMemory for Process {
                 format!("reading memory of process {}", self.pid),
                 e.into(),
             )),
+        }
+    }
+
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        for batch in requests.chunks_mut(IOV_MAX) {
+            if self.read_batch(batch).is_some() {
+                batch.iter_mut().for_each(|r| r.ok = true);
+            } else {
+                // The kernel stops at the first bad buffer: find out which ones are good.
+                for r in batch {
+                    r.ok = self.read(r.addr, &mut r.buf).is_ok();
+                }
+            }
+        }
+    }
+}
+
+/// Most buffers one `process_vm_readv` call takes (the kernel's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+impl Process {
+    /// One `process_vm_readv` for a batch; `Some(())` when every byte arrived.
+    fn read_batch(&self, batch: &mut [ReadRequest]) -> Option<()> {
+        let remote: Vec<RemoteIoVec> = batch
+            .iter()
+            .map(|r| RemoteIoVec {
+                base: r.addr.0 as usize,
+                len: r.buf.len(),
+            })
+            .collect();
+        let total: usize = remote.iter().map(|r| r.len).sum();
+        let mut local: Vec<IoSliceMut> = batch
+            .iter_mut()
+            .map(|r| IoSliceMut::new(&mut r.buf))
+            .collect();
+        match process_vm_readv(Pid::from_raw(self.pid as i32), &mut local, &remote) {
+            Ok(n) if n == total => Some(()),
+            _ => None,
         }
     }
 }

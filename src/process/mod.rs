@@ -44,10 +44,41 @@ impl fmt::Display for RemoteAddr {
 /// The most bytes any single read may ask for; larger requests are taken as corrupt lengths.
 pub const MAX_READ: usize = 16 << 20;
 
+/// One piece of a batched read: where to read, the buffer (its length is the size to read),
+/// and whether it was filled.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// Where to read.
+    pub addr: RemoteAddr,
+    /// Filled by the read; its length is how much to read.
+    pub buf: Vec<u8>,
+    /// True once `buf` holds the target's bytes.
+    pub ok: bool,
+}
+
+impl ReadRequest {
+    /// A request for `len` bytes at `addr`.
+    pub fn new(addr: RemoteAddr, len: usize) -> ReadRequest {
+        ReadRequest {
+            addr,
+            buf: vec![0; len.min(MAX_READ)],
+            ok: false,
+        }
+    }
+}
+
 /// Byte-level access to another address space.
 pub trait ReadMemory {
     /// Fills `buf` from `addr`, entirely or not at all.
     fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()>;
+
+    /// Fills several independent buffers; each request says whether it succeeded. Readers
+    /// that can (a live process) do this in one system call.
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        for r in requests {
+            r.ok = self.read(r.addr, &mut r.buf).is_ok();
+        }
+    }
 
     /// Reads `len` bytes into a new vector. `len` is checked against [`MAX_READ`].
     fn read_vec(&self, addr: RemoteAddr, len: usize) -> Result<Vec<u8>> {
@@ -84,6 +115,9 @@ pub trait ReadMemory {
 impl<T: ReadMemory + ?Sized> ReadMemory for &T {
     fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
         (**self).read(addr, buf)
+    }
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        (**self).read_many(requests)
     }
 }
 
@@ -157,6 +191,11 @@ impl<R: ReadMemory> ReadMemory for CountingReader<R> {
     fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
         self.reads.set(self.reads.get() + 1);
         self.inner.read(addr, buf)
+    }
+    /// Counts one read for the whole batch: what a live process costs.
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.read_many(requests)
     }
 }
 

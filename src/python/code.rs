@@ -1,15 +1,17 @@
 //! Code objects: qualified name, file name, first line and decoded line table, cached by the
 //! code object's address.
 //!
-//! A cached entry is only trusted while the frame's instruction pointer lies inside the cached
-//! object's bytecode; a pointer outside it means the address was freed and reused by another
-//! code object, and the entry is read again.
+//! A freed code object's address can be reused by a new code object, so a cached entry is
+//! checked before each sample uses it: [`CodeCache::validate`] re-reads the fixed part of every
+//! cached code object a thread's stack uses, all in one batched read, and drops entries whose
+//! identity (type, size, name, file and line-table pointers, first line) changed. A frame whose
+//! instruction pointer lies outside the cached bytecode also forces a fresh read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::process::{Fields, ReadMemory, RemoteAddr};
+use crate::process::{Fields, ReadMemory, ReadRequest, RemoteAddr};
 use crate::python::layout::{Layout, LineTableFormat};
 use crate::python::linetable::{self, LineRange};
 use crate::python::strings;
@@ -32,6 +34,27 @@ pub struct CodeInfo {
     pub code_len: u64,
     /// The decoded line table.
     pub lines: Vec<LineRange>,
+    /// The fields that identify this code object at its address.
+    identity: Identity,
+}
+
+/// Fields of a code object that cannot change while it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity([u64; 6]);
+
+impl Identity {
+    fn of(buf: &[u8], layout: &Layout) -> Result<Identity> {
+        let c = &layout.code;
+        let o = &layout.object;
+        Ok(Identity([
+            buf.u64_at(o.ob_type)?,
+            buf.u64_at(o.ob_size)?,
+            buf.u64_at(c.qualname)?,
+            buf.u64_at(c.filename)?,
+            buf.u64_at(c.linetable)?,
+            u64::from(buf.u32_at(c.firstlineno)?),
+        ]))
+    }
 }
 
 impl CodeInfo {
@@ -60,6 +83,34 @@ pub struct CodeCache {
 const MAX_ENTRIES: usize = 1 << 16;
 
 impl CodeCache {
+    /// Re-reads every cached code object among `addrs` in one batch and forgets those that are
+    /// no longer the object we cached (or can no longer be read).
+    pub fn validate(&mut self, mem: &dyn ReadMemory, layout: &Layout, addrs: &[RemoteAddr]) {
+        let mut cached: Vec<u64> = addrs
+            .iter()
+            .map(|a| a.0)
+            .filter(|a| self.code.contains_key(a))
+            .collect();
+        cached.sort_unstable();
+        cached.dedup();
+        if cached.is_empty() {
+            return;
+        }
+        let mut requests: Vec<ReadRequest> = cached
+            .iter()
+            .map(|a| ReadRequest::new(RemoteAddr(*a), layout.code.size as usize))
+            .collect();
+        mem.read_many(&mut requests);
+        for r in requests {
+            let same = r.ok
+                && Identity::of(&r.buf, layout)
+                    .is_ok_and(|id| self.code.get(&r.addr.0).is_some_and(|c| c.identity == id));
+            if !same {
+                self.code.remove(&r.addr.0);
+            }
+        }
+    }
+
     /// The code object at `addr`, read or taken from the cache. `Ok(None)` when the object at
     /// `addr` is not a code object (a shim frame's executable).
     pub fn get(
@@ -112,6 +163,7 @@ impl CodeCache {
             LineTableFormat::Locations => linetable::decode_locations(&table, first_line)?,
         };
         Ok(Some(CodeInfo {
+            identity: Identity::of(&buf, layout)?,
             qualname: qualname.into(),
             filename: filename.into(),
             first_line: u32::try_from(first_line).unwrap_or(0),

@@ -19,6 +19,10 @@ pub const COOKIE: &[u8; 8] = b"xdebugpy";
 /// The largest `_Py_DebugOffsets` we accept: a bigger size in a table is a broken table.
 const MAX_SIZE: u64 = 64 << 10;
 
+/// The largest offset or size we accept from a target's debug offsets. The values come from
+/// the target's memory, so they are checked like any other remote data.
+const MAX_VALUE: u64 = 1 << 20;
+
 /// Values read from a target's `_Py_DebugOffsets`.
 #[derive(Debug, Clone)]
 pub struct DebugOffsets {
@@ -70,7 +74,13 @@ impl DebugOffsets {
         };
         let mut values = BTreeMap::new();
         for (key, at) in table_keys(table) {
-            values.insert(key, bytes.u64_at(at)?);
+            let value = bytes.u64_at(at)?;
+            if value > MAX_VALUE {
+                return Err(Error::corrupt(format!(
+                    "_Py_DebugOffsets gives {key} = {value}"
+                )));
+            }
+            values.insert(key, value);
         }
         Ok(DebugOffsets {
             version,

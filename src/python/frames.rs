@@ -67,10 +67,12 @@ pub fn walk(
     }
     let prefetch = prefetch_datastack(mem, thread);
     let f = &layout.frame;
+    // First the chain: (code object, instruction pointer) of every non-shim frame.
+    let mut chain: Vec<(RemoteAddr, u64)> = Vec::new();
     let mut seen = HashSet::new();
     let mut addr = thread.frame;
     while !addr.is_null() {
-        if walk.frames.len() >= max_depth {
+        if chain.len() >= max_depth {
             walk.truncated = true;
             break;
         }
@@ -84,17 +86,20 @@ pub fn walk(
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
         };
-        let previous = buf.addr_at(f.previous)?;
-        let owner = buf.u8_at(f.owner)?;
-        if !f.shim_owners.contains(&owner) {
+        if !f.shim_owners.contains(&buf.u8_at(f.owner)?) {
             let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
-            let instr = buf.u64_at(f.instr)?;
-            if let Some(code) = cache.get(mem, layout, code_addr, instr)? {
-                let line = code.line_for_instr(instr);
-                walk.frames.push(RawFrame { code, line });
-            }
+            chain.push((code_addr, buf.u64_at(f.instr)?));
         }
-        addr = previous;
+        addr = buf.addr_at(f.previous)?;
+    }
+    // Then the code objects: cached ones are re-checked in one batch, new ones read.
+    let addrs: Vec<RemoteAddr> = chain.iter().map(|(a, _)| *a).collect();
+    cache.validate(mem, layout, &addrs);
+    for (code_addr, instr) in chain {
+        if let Some(code) = cache.get(mem, layout, code_addr, instr)? {
+            let line = code.line_for_instr(instr);
+            walk.frames.push(RawFrame { code, line });
+        }
     }
     Ok(walk)
 }

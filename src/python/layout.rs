@@ -205,6 +205,12 @@ impl Layout {
                     debug.version
                 )));
             }
+            if debug.free_threaded {
+                return Err(Error::UnsupportedVersion {
+                    found: format!("{version} (free-threaded build)"),
+                    supported: format!("{} with the GIL", supported_range()),
+                });
+            }
             debug.apply(&mut offsets);
             source = format!("_Py_DebugOffsets, then {source}");
         } else if version >= PyVersion::new(3, 13, 0) {

@@ -170,8 +170,6 @@ offsets! {
     frame_owner: "_PyInterpreterFrame" ["owner"] debug "interpreter_frame.owner";
     /// `_PyInterpreterFrame.localsplus`: where the fixed part of a frame ends.
     frame_localsplus: "_PyInterpreterFrame" ["localsplus"] debug "interpreter_frame.localsplus";
-    /// `sizeof(_PyStackChunk)` header fields: `_PyStackChunk.data`.
-    chunk_data: "_PyStackChunk" ["data"];
     /// `PyCodeObject.co_filename`.
     code_filename: "PyCodeObject" ["co_filename"] debug "code_object.filename";
     /// `PyCodeObject.co_name`.

@@ -55,6 +55,8 @@ pub struct Stats {
     pub errors: u64,
     /// Ticks skipped because sampling fell behind.
     pub missed: u64,
+    /// The longest a sample was late.
+    pub worst_lateness: Duration,
     /// Time since sampling began.
     pub elapsed: Duration,
     /// The last error, for the summary.
@@ -160,7 +162,6 @@ impl Sampler {
         let start = Instant::now();
         let mut schedule = Schedule::new(start, self.options.rate_hz, self.options.seed);
         let mut stats = Stats::default();
-        let mut warned_late = false;
         let end = self.options.duration.map(|d| start + d);
         let reason = loop {
             if stop.load(Ordering::Relaxed) {
@@ -185,15 +186,8 @@ impl Sampler {
             stats.elapsed = now - start;
             let due = schedule.next_after(now);
             stats.missed = schedule.missed;
+            stats.worst_lateness = schedule.worst_lateness;
             progress(&stats);
-            if !warned_late && schedule.missed > 0 && stats.samples >= 10 {
-                let behind = schedule.worst_lateness;
-                log::warn!(
-                    "sampling is falling behind the requested rate ({behind:?} late at worst); \
-                     samples are skipped, not bunched"
-                );
-                warned_late = true;
-            }
             if end.is_some_and(|end| due >= end) {
                 // Do not run past the duration: wait out the remainder and stop.
                 sleep_until(end.unwrap_or(due), stop);

@@ -350,3 +350,38 @@ fn line_tables_decode_as_cpython_does() {
         assert!(checked > 10_000, "only {checked} instructions checked");
     });
 }
+
+#[test]
+fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("reuse.txt");
+        let rec = run_sampler(&[
+            "record",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            py.path.to_str().unwrap(),
+            script("code_reuse.py").to_str().unwrap(),
+        ]);
+        assert!(rec.status.success(), "{}", text(&rec.stderr));
+        let stacks = collapsed(&out);
+        let samples = |name: &str| -> u64 {
+            stacks
+                .iter()
+                .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(name))
+                .map(|(_, c)| c)
+                .sum()
+        };
+        let (first, second) = (samples("first_function "), samples("second_function "));
+        // Each ran for one second: each must hold a good share of the samples.
+        assert!(
+            first >= 60 && second >= 60,
+            "first {first}, second {second}: {stacks:?}"
+        );
+    });
+}

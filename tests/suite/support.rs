@@ -50,9 +50,18 @@ pub fn pythons() -> Vec<Python> {
         .get_or_init(|| {
             let root = pyenv_root();
             let wanted: Vec<(String, PathBuf)> = vec![
-                ("pyenv-3.11".into(), root.join("versions/3.11.7/bin/python3.11")),
-                ("pyenv-3.12".into(), root.join("versions/3.12.1/bin/python3.12")),
-                ("pyenv-3.13".into(), root.join("versions/3.13.0/bin/python3.13")),
+                (
+                    "pyenv-3.11".into(),
+                    root.join("versions/3.11.7/bin/python3.11"),
+                ),
+                (
+                    "pyenv-3.12".into(),
+                    root.join("versions/3.12.1/bin/python3.12"),
+                ),
+                (
+                    "pyenv-3.13".into(),
+                    root.join("versions/3.13.0/bin/python3.13"),
+                ),
                 ("debian-3.11".into(), PathBuf::from("/usr/bin/python3.11")),
                 ("sid-3.13".into(), sid_dir().join("bin/python3.13")),
                 ("sid-3.14".into(), sid_dir().join("bin/python3.14")),
@@ -89,7 +98,10 @@ fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
         .output()
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
-    let v: Vec<u32> = text.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    let v: Vec<u32> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     (v.len() == 3).then(|| (v[0], v[1], v[2]))
 }
 
