@@ -14,7 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sampler::process::snapshot::{Recorder, Snapshot};
 use sampler::process::{Process, ReadMemory, RemoteAddr};
@@ -299,6 +299,51 @@ fn mutations(rng: &mut Rng, regions: &[(u64, usize)], total: u64) -> Vec<(u64, u
         .collect()
 }
 
+/// Values that break naive arithmetic on an offset, a length or a pointer.
+const EXTREMES: [u64; 9] = [
+    0,
+    1,
+    0xff,
+    0x1_0000,
+    0x7fff_ffff,
+    0xffff_ffff,
+    1 << 63,
+    u64::MAX - 7,
+    u64::MAX,
+];
+
+/// Every aligned word of the recorded start of `_PyRuntime` (on 3.13+ the `_Py_DebugOffsets`
+/// the layout is built from) set to each of [`EXTREMES`] in turn, as flips.
+fn runtime_sweep(fixture: &Fixture) -> Vec<Vec<(u64, u8)>> {
+    let runtime = fixture.runtime.0;
+    let Some(&(addr, len)) = fixture
+        .regions
+        .iter()
+        .find(|(addr, len)| (*addr..addr + *len as u64).contains(&runtime))
+    else {
+        return Vec::new();
+    };
+    let end = (addr + len as u64).min(runtime + 4096);
+    let mut out = Vec::new();
+    for at in (runtime..end.saturating_sub(7)).step_by(8) {
+        let old = fixture
+            .snapshot
+            .read_u64(RemoteAddr(at))
+            .unwrap()
+            .to_le_bytes();
+        for value in EXTREMES {
+            let flips: Vec<(u64, u8)> = (0..8)
+                .map(|i| (at + i as u64, old[i] ^ value.to_le_bytes()[i]))
+                .filter(|(_, mask)| *mask != 0)
+                .collect();
+            if !flips.is_empty() {
+                out.push(flips);
+            }
+        }
+    }
+    out
+}
+
 thread_local! {
     /// The last panic on this thread: message and location.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -400,10 +445,11 @@ const ONLY_ENV: &str = "SAMPLER_REPLAY_MUTATION";
 /// A worker that prints no line for this long is taken as hung.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
 
-/// Walks `MUTATIONS` mutated copies of one fixture twice: cold (a new interpreter view built
-/// from the mutated memory) and warm (one interpreter, warmed on the intact snapshot, that
-/// walks every mutated copy in turn, as a long sampling run walks torn reads). Prints
-/// `mutation N FLIPS` before each and `failure N FLIPS: WHAT` after a panic or a slow walk.
+/// Walks `MUTATIONS` randomly mutated copies of one fixture, then its [`runtime_sweep`], twice
+/// each: cold (a new interpreter view built from the mutated memory) and warm (one
+/// interpreter, warmed on the intact snapshot, that walks every mutated copy in turn, as a long
+/// sampling run walks torn reads). Prints `mutation N FLIPS` before each and
+/// `failure N FLIPS: WHAT` after a panic or a slow walk.
 fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
     let total: u64 = fixture.regions.iter().map(|r| r.1 as u64).sum();
     let seed = fixture.name.bytes().fold(0x5eed_u64, |h, b| {
@@ -415,9 +461,12 @@ fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
         .expect("the intact snapshot walks");
     warm.stacks(clean, MAX_DEPTH)
         .expect("the intact snapshot walks");
+    let mut all: Vec<Vec<(u64, u8)>> = (0..MUTATIONS)
+        .map(|_| mutations(&mut rng, &fixture.regions, total))
+        .collect();
+    all.extend(runtime_sweep(fixture));
     let mut out = std::io::stdout().lock();
-    for iteration in 0..MUTATIONS {
-        let flips = mutations(&mut rng, &fixture.regions, total);
+    for (iteration, flips) in (0..).zip(all) {
         if only.is_some_and(|n| iteration > n) {
             break;
         }
