@@ -273,12 +273,17 @@ impl Layout {
             "code_linetable",
             "code_adaptive",
         ];
+        let end_of = |f: &str| -> Result<u64> {
+            need(f)?
+                .checked_add(8)
+                .ok_or_else(|| Error::corrupt(format!("offset of {f} overflows")))
+        };
         let mut code_size = 0;
         for f in code_fields {
-            code_size = code_size.max(need(f)? + 8);
+            code_size = code_size.max(end_of(f)?);
         }
         let code = CodeLayout {
-            size: code_size.max(need("varobject_size")? + 8),
+            size: code_size.max(end_of("varobject_size")?),
             filename: need("code_filename")?,
             name: need("code_name")?,
             qualname: need("code_qualname")?,

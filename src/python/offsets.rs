@@ -67,17 +67,31 @@ impl Table {
     }
 }
 
+/// Every shipped table, parsed once.
+fn parsed_tables() -> Result<&'static [Table]> {
+    static PARSED: std::sync::OnceLock<Result<Vec<Table>, String>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            TABLES
+                .iter()
+                .map(|(name, text)| Table::parse(name, text).map_err(|e| e.to_string()))
+                .collect()
+        })
+        .as_deref()
+        .map_err(|reason| Error::Offsets {
+            table: "python-offsets".into(),
+            reason: reason.clone(),
+        })
+}
+
 /// The table that applies to `version`: the newest one whose first version is not after it.
 /// `None` when the version is older than every table.
 pub fn table_for(version: PyVersion) -> Result<Option<Table>> {
-    let mut best = None;
-    for (name, text) in TABLES {
-        let table = Table::parse(name, text)?;
-        if table.first_version <= version {
-            best = Some(table);
-        }
-    }
-    Ok(best)
+    Ok(parsed_tables()?
+        .iter()
+        .filter(|t| t.first_version <= version)
+        .max_by_key(|t| t.first_version)
+        .cloned())
 }
 
 /// The first version of the newest table shipped.

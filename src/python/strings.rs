@@ -21,6 +21,8 @@ pub fn read_str(mem: &dyn ReadMemory, layout: &ObjectLayout, addr: RemoteAddr) -
         return Err(Error::corrupt("null string pointer"));
     }
     let u = &layout.unicode;
+    // Offsets are bounded when the layout is built (tables are ours, debug offsets are
+    // checked), so these sums cannot overflow.
     let header_len = (u.ascii_data as usize)
         .max(u.length as usize + 8)
         .max(u.state as usize + 4);

@@ -571,8 +571,9 @@ impl Worker {
     fn failures(mut self) -> Vec<String> {
         let mut current = String::from("before the first mutation");
         let mut done = false;
+        let mut hung = false;
         let mut sites: BTreeMap<String, (usize, String)> = BTreeMap::new();
-        loop {
+        while !hung {
             match self.lines.recv_timeout(STALL_LIMIT) {
                 Ok(line) if line.starts_with("mutation ") => current = line,
                 Ok(line) if line == "mutations done" => done = true,
@@ -586,8 +587,7 @@ impl Worker {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return vec![format!("{}: hangs at {current}", self.name)];
+                    hung = true;
                 }
             }
         }
@@ -601,7 +601,9 @@ impl Worker {
                 )
             })
             .collect();
-        if !status.success() || !done {
+        if hung {
+            out.push(format!("{}: hangs at {current}", self.name));
+        } else if !status.success() || !done {
             // An abort (a failed allocation, say) prints its message, then a backtrace.
             let stderr = self.stderr.join().unwrap_or_default();
             let message = stderr.lines().find(|l| !l.trim().is_empty());
