@@ -42,7 +42,7 @@ pub struct PythonBinary {
     pub path: String,
     /// Added to a symbol's value to get its runtime address (0 for fixed-address executables).
     pub load_bias: u64,
-    /// Runtime addresses of the [`WANTED`] symbols the file defines.
+    /// Runtime addresses of the interpreter symbols the file defines (`_PyRuntime`, `Py_Version`, …).
     pub symbols: HashMap<&'static str, u64>,
 }
 
