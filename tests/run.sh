@@ -24,6 +24,7 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
 step "cargo test"
 # The accuracy test compares sample shares with the target's own clock; it runs alone,
 # after the rest, so the other live tests do not compete with it for the two CPUs.
-cargo test --release --all-targets -- --skip cpu_split_shares_match_the_ground_truth
+cargo test --release --lib --bins --tests -- --skip cpu_split_shares_match_the_ground_truth
 cargo test --release --doc
+cargo test --release --benches   # each benchmark once, as a test
 cargo test --release --test suite cpu_split_shares_match_the_ground_truth
