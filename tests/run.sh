@@ -26,5 +26,5 @@ step "cargo test"
 # after the rest, so the other live tests do not compete with it for the two CPUs.
 cargo test --release --lib --bins --tests -- --skip cpu_split_shares_match_the_ground_truth
 cargo test --release --doc
-cargo test --release --benches   # each benchmark once, as a test
+cargo test --release --bench walk   # each benchmark once, as a test
 cargo test --release --test suite cpu_split_shares_match_the_ground_truth
