@@ -193,3 +193,46 @@ fn the_demo_script_of_the_readme_is_present() {
     assert!(crate::support::repo().join("docs/demo.py").exists());
     assert!(script("chain.py").exists());
 }
+
+#[test]
+fn the_progress_line_is_drawn_on_a_terminal_only() {
+    let py = pythons().into_iter().next().expect("an interpreter");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("p.svg");
+    let typescript = dir.path().join("typescript");
+    let command = format!(
+        "{} record -d 1 -o {} -- {} {} 2",
+        env!("CARGO_BIN_EXE_sampler"),
+        svg.display(),
+        py.path.display(),
+        script("chain.py").display()
+    );
+    // `script` gives sampler a pseudo-terminal and keeps everything it drew.
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &command])
+        .arg(&typescript)
+        .stdin(Stdio::null());
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let drawn = text(&std::fs::read(&typescript).unwrap());
+    assert!(drawn.contains("sampling: "), "{drawn}");
+    assert!(drawn.contains(" samples, 0 errors, "), "{drawn}");
+    assert!(drawn.contains("sampler: wrote flamegraph to"), "{drawn}");
+
+    // Without a terminal only the summary is printed.
+    let out = run_sampler(&[
+        "record",
+        "-d",
+        "1",
+        "-o",
+        svg.to_str().unwrap(),
+        "--",
+        py.path.to_str().unwrap(),
+        script("chain.py").to_str().unwrap(),
+        "2",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("sampling: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -210,6 +210,32 @@ fn replayed_stacks_match_the_recorded_ones() {
 }
 
 #[test]
+fn the_depth_cap_cuts_the_outermost_frames_with_a_visible_marker() {
+    let fixture = fixtures()
+        .into_iter()
+        .find(|f| f.name.ends_with("deep500"))
+        .expect("the 500-deep fixture");
+    let mut interp =
+        Interpreter::from_memory(&fixture.snapshot, fixture.version, fixture.runtime).unwrap();
+    let stacks = interp.stacks(&fixture.snapshot, 100).unwrap();
+    let deep = stacks
+        .iter()
+        .find(|t| t.frames.len() > 50)
+        .expect("the recursing thread");
+    // The 100 innermost frames are kept as they are, then one marker stands for the rest.
+    assert_eq!(deep.frames.len(), 101);
+    let full = describe(&interp.stacks(&fixture.snapshot, MAX_DEPTH).unwrap());
+    let full_deep = full.iter().find(|t| t.len() > 100).unwrap();
+    assert_eq!(
+        describe(std::slice::from_ref(deep))[0][..100],
+        full_deep[..100]
+    );
+    let marker = &deep.frames[100];
+    assert_eq!(marker.kind, sampler::model::FrameKind::Truncated);
+    assert_eq!(&*marker.name, "[stack truncated at 100 frames]");
+}
+
+#[test]
 fn linetable_decoding_matches_cpython_co_lines() {
     let text = std::fs::read_to_string(fixtures_dir().join(LINETABLE_FIXTURE)).unwrap();
     let value: Value = serde_json::from_str(&text).unwrap();
