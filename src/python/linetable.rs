@@ -15,6 +15,13 @@
 //!
 //! Varints are little-endian groups of 6 bits with bit 6 as the continuation flag; a signed
 //! varint keeps the sign in its lowest bit. Lines start at `co_firstlineno`.
+//!
+//! Older tables, decoded into the same [`LineRange`]s:
+//! - `co_lnotab` (2.7–3.9): pairs of (bytecode increment, line increment); an address's line is
+//!   the first line plus every line increment whose pair's cumulative address is not past it.
+//!   Line increments are unsigned bytes in 2.7 and signed from 3.6 on.
+//! - `co_linetable` (3.10): pairs of (bytecode length, signed line delta), each pair one range;
+//!   a delta of −128 marks a range without a line.
 
 use crate::error::{Error, Result};
 
@@ -89,6 +96,82 @@ pub fn decode_locations(table: &[u8], first_line: i32) -> Result<Vec<LineRange>>
                 None
             },
         });
+    }
+    Ok(ranges)
+}
+
+/// Decodes a 2.7–3.9 `co_lnotab`. `signed_lines` is false for 2.7, whose line increments are
+/// unsigned.
+pub fn decode_lnotab(table: &[u8], first_line: i32, signed_lines: bool) -> Result<Vec<LineRange>> {
+    if table.len() > MAX_TABLE {
+        return Err(Error::corrupt(format!(
+            "line table of {} bytes",
+            table.len()
+        )));
+    }
+    let mut ranges = Vec::new();
+    let mut start: u32 = 0;
+    let mut addr: u32 = 0;
+    let mut line = i64::from(first_line);
+    for pair in table.chunks_exact(2) {
+        addr = addr
+            .checked_add(u32::from(pair[0]))
+            .ok_or_else(|| Error::corrupt("line table covers too much bytecode"))?;
+        if addr > start {
+            ranges.push(LineRange {
+                start,
+                end: addr,
+                line: u32::try_from(line).ok(),
+            });
+            start = addr;
+        }
+        line += if signed_lines {
+            i64::from(pair[1] as i8)
+        } else {
+            i64::from(pair[1])
+        };
+    }
+    // The last line holds for every address after the table's end.
+    ranges.push(LineRange {
+        start,
+        end: u32::MAX,
+        line: u32::try_from(line).ok(),
+    });
+    Ok(ranges)
+}
+
+/// Decodes a 3.10 `co_linetable`.
+pub fn decode_linetable_310(table: &[u8], first_line: i32) -> Result<Vec<LineRange>> {
+    if table.len() > MAX_TABLE {
+        return Err(Error::corrupt(format!(
+            "line table of {} bytes",
+            table.len()
+        )));
+    }
+    let mut ranges = Vec::new();
+    let mut end: u32 = 0;
+    let mut line = i64::from(first_line);
+    for pair in table.chunks_exact(2) {
+        let start = end;
+        end = end
+            .checked_add(u32::from(pair[0]))
+            .ok_or_else(|| Error::corrupt("line table covers too much bytecode"))?;
+        let delta = pair[1] as i8;
+        let has_line = delta != -128;
+        if has_line {
+            line += i64::from(delta);
+        }
+        if end > start {
+            ranges.push(LineRange {
+                start,
+                end,
+                line: if has_line {
+                    u32::try_from(line).ok()
+                } else {
+                    None
+                },
+            });
+        }
     }
     Ok(ranges)
 }
@@ -212,7 +295,59 @@ mod tests {
     }
 
     #[test]
+    fn lnotab_follows_cpythons_addr2line() {
+        // Lines 10, then +1 at byte 6, +2 at byte 10, a jump of 300 bytes done as (255, 0)
+        // and (45, 1), then a negative step (3.6+) of -3 at byte 320.
+        let table = [6, 1, 4, 2, 255, 0, 45, 1, 10, 0xFD];
+        let r = decode_lnotab(&table, 10, true).unwrap();
+        for (addr, line) in [
+            (0, 10),
+            (5, 10),
+            (6, 11),
+            (9, 11),
+            (10, 13),
+            (309, 13),
+            (310, 14),
+            (319, 14),
+            (320, 11),
+            (5000, 11),
+        ] {
+            assert_eq!(line_at(&r, addr, 10), Some(line), "addr {addr}");
+        }
+        // 2.7 reads the same increment as +253.
+        let r = decode_lnotab(&table, 10, false).unwrap();
+        assert_eq!(line_at(&r, 320, 10), Some(267));
+        assert_eq!(line_at(&r, 0, 10), Some(10));
+        // An empty table: every address is on the first line.
+        assert_eq!(
+            line_at(&decode_lnotab(&[], 7, true).unwrap(), 40, 7),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn linetable_310_has_ranges_and_holes() {
+        // 4 bytes on first line +1, 2 bytes without a line, 0-length entry adding 2 lines,
+        // then 6 bytes on the line after that.
+        let table = [4, 1, 2, 0x80, 0, 2, 6, 1];
+        let r = decode_linetable_310(&table, 20).unwrap();
+        assert_eq!(line_at(&r, 0, 20), Some(21));
+        assert_eq!(line_at(&r, 3, 20), Some(21));
+        assert_eq!(line_at(&r, 4, 20), None);
+        assert_eq!(line_at(&r, 6, 20), Some(24));
+        assert_eq!(line_at(&r, 11, 20), Some(24));
+        assert_eq!(line_at(&r, 12, 20), None, "past the end");
+        assert_eq!(line_at(&r, -1, 20), Some(20));
+    }
+
+    #[test]
     fn truncated_and_garbage_tables_are_errors_not_panics() {
+        for a in 0..=255u8 {
+            for b in [0u8, 1, 127, 128, 255] {
+                let _ = decode_lnotab(&[a, b, b, a, a], i32::MAX, true);
+                let _ = decode_linetable_310(&[a, b, b, a, a], i32::MIN);
+            }
+        }
         assert!(decode_locations(&[head(14, 1), 3], 1).is_err());
         assert!(decode_locations(&[0x01], 1).is_err());
         assert!(decode_locations(

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{for_each_python, marker_line, run_sampler, script, text, Python, Target};
+use crate::support::{
+    for_each_of, for_each_python, legacy_pythons, marker_line, run_sampler, script, text, Python,
+    Target,
+};
 
 /// `sampler dump --pid N --json`, parsed.
 fn dump_json(pid: u32, extra: &[&str]) -> Value {
@@ -383,5 +386,40 @@ fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
             first >= 60 && second >= 60,
             "first {first}, second {second}: {stacks:?}"
         );
+    });
+}
+
+#[test]
+fn legacy_line_tables_decode_as_cpython_does() {
+    use sampler::python::linetable::{decode_linetable_310, decode_lnotab, line_at};
+    for_each_of(legacy_pythons(), |py: &Python| {
+        let out = std::process::Command::new(&py.path)
+            .arg(script("legacy_linetables.py"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut checked = 0;
+        for line in text(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let table: Vec<u8> = v["table"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+                .collect();
+            let first = v["first"].as_i64().unwrap() as i32;
+            let ranges = match v["format"].as_str().unwrap() {
+                "linetable310" => decode_linetable_310(&table, first).unwrap(),
+                _ => decode_lnotab(&table, first, py.version.0 >= 3).unwrap(),
+            };
+            for pair in v["lines"].as_array().unwrap() {
+                let offset = pair[0].as_i64().unwrap();
+                let want = pair[1].as_u64().map(|l| l as u32);
+                let got = line_at(&ranges, offset, first as u32);
+                assert_eq!(got, want, "{} at offset {offset}", v["name"]);
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000, "only {checked} instructions checked");
     });
 }

@@ -92,6 +92,38 @@ pub fn pythons() -> Vec<Python> {
         .clone()
 }
 
+/// The legacy interpreters (2.7, 3.6–3.10, pyenv). The live stack tests do not cover them
+/// yet (issue 3); the line-table decoders are already checked against them.
+pub fn legacy_pythons() -> Vec<Python> {
+    let root = pyenv_root();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (version, exe) in [
+        ("2.7.18", "python2.7"),
+        ("3.6.15", "python3.6"),
+        ("3.7.16", "python3.7"),
+        ("3.8.18", "python3.8"),
+        ("3.9.18", "python3.9"),
+        ("3.10.13", "python3.10"),
+    ] {
+        let path = root.join("versions").join(version).join("bin").join(exe);
+        match version_of(&path) {
+            Some(v) => found.push(Python {
+                label: format!("pyenv-{version}"),
+                path,
+                version: v,
+            }),
+            None => missing.push(path.display().to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        let msg = format!("legacy interpreters missing: {}", missing.join(", "));
+        assert!(!in_ci(), "{msg}");
+        eprintln!("SKIPPING {msg}");
+    }
+    found
+}
+
 fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
     let out = Command::new(path)
         .args(["-c", "import sys; print('%d %d %d' % sys.version_info[:3])"])
@@ -108,8 +140,13 @@ fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
 /// Runs `check` for every interpreter, then fails with every failure at once, so one broken
 /// version does not hide the others.
 pub fn for_each_python(check: impl Fn(&Python) + std::panic::RefUnwindSafe) {
+    for_each_of(pythons(), check)
+}
+
+/// [`for_each_python`] over a given list of interpreters.
+pub fn for_each_of(list: Vec<Python>, check: impl Fn(&Python) + std::panic::RefUnwindSafe) {
     let mut failures = Vec::new();
-    for py in pythons() {
+    for py in list {
         if let Err(panic) = std::panic::catch_unwind(|| check(&py)) {
             let msg = panic
                 .downcast_ref::<String>()
