@@ -32,25 +32,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if PY_VERSION_HEX < 0x030B0000
-/* Before 3.11 the evaluation loop used PyFrameObject and there were no
- * internal frame structs; those layouts need their own sections here
- * (guarded by version) before older tables can be produced. */
-#  error "extract.c does not describe CPython before 3.11 yet"
+#if PY_VERSION_HEX < 0x02070000 || \
+    (PY_VERSION_HEX >= 0x03000000 && PY_VERSION_HEX < 0x03060000)
+#  error "extract.c describes CPython 2.7 and 3.6+ only"
 #endif
 
-#include "internal/pycore_runtime.h"
-#include "internal/pycore_interp.h"
-#include "internal/pycore_frame.h"
-#include "internal/pycore_gil.h"
-#if defined(__has_include)
-#  if __has_include("internal/pycore_stackref.h")
-#    include "internal/pycore_stackref.h"
+#if PY_VERSION_HEX < 0x030B0000
+/* Legacy layouts (2.7, 3.6-3.10): the call stack is a chain of
+ * PyFrameObject, declared in the public frameobject.h (cpython/ from 3.9);
+ * Python.h does not include it. Where the runtime and interpreter structs
+ * live moved from release to release:
+ *   2.7, 3.6  no _PyRuntimeState; PyInterpreterState in pystate.h, and the
+ *             interpreter list head is the static `interp_head` in pystate.c
+ *   3.7       _PyRuntimeState in internal/pystate.h (gil: internal/gil.h)
+ *   3.8       _PyRuntimeState and struct _is in internal/pycore_pystate.h
+ *   3.9, 3.10 internal/pycore_runtime.h and internal/pycore_interp.h
+ * All internal headers need only Py_BUILD_CORE. */
+#  include "code.h"
+#  include "frameobject.h"
+#  if PY_VERSION_HEX >= 0x03090000
+#    include "internal/pycore_runtime.h"
+#    include "internal/pycore_interp.h"
+#  elif PY_VERSION_HEX >= 0x03080000
+#    include "internal/pycore_pystate.h"
+#  elif PY_VERSION_HEX >= 0x03070000
+#    include "internal/pystate.h"
 #  endif
-#  if __has_include("internal/pycore_debug_offsets.h")
-#    include "internal/pycore_debug_offsets.h"
+#else
+#  include "internal/pycore_runtime.h"
+#  include "internal/pycore_interp.h"
+#  include "internal/pycore_frame.h"
+#  include "internal/pycore_gil.h"
+#  if defined(__has_include)
+#    if __has_include("internal/pycore_stackref.h")
+#      include "internal/pycore_stackref.h"
+#    endif
+#    if __has_include("internal/pycore_debug_offsets.h")
+#      include "internal/pycore_debug_offsets.h"
+#    endif
 #  endif
 #endif
+
+/* Which layout families the headers describe. */
+#define LEGACY  (PY_VERSION_HEX < 0x030B0000)   /* PyFrameObject stack */
+#define PY3     (PY_MAJOR_VERSION >= 3)
+#define RUNTIME (PY_VERSION_HEX >= 0x03070000)  /* has _PyRuntimeState */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -92,7 +118,9 @@ static void entry(const char *key, long long value)
 #define CONST(name)   entry(#name, (long long)(name))
 
 /* ------------------------------------------------------------------ */
-/* Bitfields of PyASCIIObject.state                                    */
+/* Bitfields of PyASCIIObject.state (3.x only)                         */
+
+#if PY3
 
 /* The bits of the state word (read as a little-endian integer) that are
  * set in `after` but not in `before`. */
@@ -141,6 +169,7 @@ static int lowest_bit(unsigned long long bits)
         entry("STATE_" NAME "_SHIFT", shift_);                             \
         entry("STATE_" NAME "_MASK", (long long)(bits_ >> shift_));        \
     } while (0)
+#endif /* PY3 */
 
 /* ------------------------------------------------------------------ */
 /* _Py_DebugOffsets coverage check                                     */
@@ -193,6 +222,7 @@ int main(void)
            "by python-offsets/extract.sh. Do not edit.\n",
            PY_MAJOR_VERSION, PY_MINOR_VERSION);
 
+#if RUNTIME
     section("_PyRuntimeState");
     SIZE(_PyRuntimeState);
 #if PY_VERSION_HEX >= 0x030D0000
@@ -207,13 +237,25 @@ int main(void)
     /* Before 3.12 the one GIL lives in the runtime, not the interpreter. */
     OFF(_PyRuntimeState, ceval.gil);
 #endif
+#endif /* RUNTIME */
 
+    /* 2.7 and 3.6 have no _PyRuntimeState: the list of interpreters starts
+     * at the static `interp_head` in Python/pystate.c, found by symbol. */
     section("PyInterpreterState");
     SIZE(PyInterpreterState);
     OFF(PyInterpreterState, next);
+#if RUNTIME
     OFF(PyInterpreterState, id);
+#endif
+#if LEGACY
+    OFF(PyInterpreterState, tstate_head);  /* threads.head from 3.11 */
+#else
     OFF(PyInterpreterState, threads.head);
+#endif
     OFF(PyInterpreterState, sysdict);
+#if LEGACY
+    OFF(PyInterpreterState, modules);
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     OFF(PyInterpreterState, ceval.gil);
     OFF(PyInterpreterState, _gil);
@@ -221,10 +263,17 @@ int main(void)
 
     section("PyThreadState");
     SIZE(PyThreadState);
+#if PY3
     OFF(PyThreadState, prev);
+#endif
     OFF(PyThreadState, next);
     OFF(PyThreadState, interp);
     OFF(PyThreadState, thread_id);
+#if LEGACY
+    /* The innermost PyFrameObject; 3.11 replaced it with cframe. */
+    OFF(PyThreadState, frame);
+    OFF(PyThreadState, recursion_depth);
+#else
     OFF(PyThreadState, native_thread_id);
     OFF(PyThreadState, datastack_chunk);
     OFF(PyThreadState, datastack_top);
@@ -233,7 +282,37 @@ int main(void)
 #else
     OFF(PyThreadState, current_frame);
 #endif
+#endif /* !LEGACY */
 
+#if LEGACY
+    section("PyFrameObject");
+    SIZE(PyFrameObject);
+    OFF(PyFrameObject, f_back);
+    OFF(PyFrameObject, f_code);
+    OFF(PyFrameObject, f_globals);
+    OFF(PyFrameObject, f_locals);
+    OFF(PyFrameObject, f_valuestack);
+#if PY_VERSION_HEX < 0x030A0000
+    OFF(PyFrameObject, f_stacktop);
+#endif
+    OFF(PyFrameObject, f_trace);
+#if PY_VERSION_HEX >= 0x030A0000
+    OFF(PyFrameObject, f_stackdepth);      /* replaced f_stacktop in 3.10 */
+#endif
+#if PY3
+    OFF(PyFrameObject, f_gen);
+#endif
+    OFF(PyFrameObject, f_lasti);
+    OFF(PyFrameObject, f_lineno);
+#if PY3 && PY_VERSION_HEX < 0x030A0000
+    OFF(PyFrameObject, f_executing);
+#elif PY3
+    OFF(PyFrameObject, f_state);           /* replaced f_executing in 3.10 */
+#endif
+    OFF(PyFrameObject, f_localsplus);
+#endif /* LEGACY */
+
+#if !LEGACY
 #if PY_VERSION_HEX < 0x030D0000
     section("_PyCFrame");
     SIZE(_PyCFrame);
@@ -276,8 +355,36 @@ int main(void)
     OFF(_PyStackChunk, top);
     OFF(_PyStackChunk, data);
 
+#endif /* !LEGACY */
+
     section("PyCodeObject");
     SIZE(PyCodeObject);
+#if LEGACY
+    /* Declaration order. */
+    OFF(PyCodeObject, co_argcount);
+#if PY_VERSION_HEX >= 0x03080000
+    OFF(PyCodeObject, co_posonlyargcount);
+#endif
+#if PY3
+    OFF(PyCodeObject, co_kwonlyargcount);
+#endif
+    OFF(PyCodeObject, co_nlocals);
+    OFF(PyCodeObject, co_flags);
+    OFF(PyCodeObject, co_firstlineno);
+    OFF(PyCodeObject, co_code);
+    OFF(PyCodeObject, co_consts);
+    OFF(PyCodeObject, co_names);
+    OFF(PyCodeObject, co_varnames);
+    OFF(PyCodeObject, co_freevars);
+    OFF(PyCodeObject, co_cellvars);
+    OFF(PyCodeObject, co_filename);
+    OFF(PyCodeObject, co_name);
+#if PY_VERSION_HEX < 0x030A0000
+    OFF(PyCodeObject, co_lnotab);
+#else
+    OFF(PyCodeObject, co_linetable);       /* PEP 626 table, 3.10 only */
+#endif
+#else /* !LEGACY */
     OFF(PyCodeObject, co_filename);
     OFF(PyCodeObject, co_name);
     OFF(PyCodeObject, co_qualname);
@@ -293,6 +400,7 @@ int main(void)
 #if PY_VERSION_HEX >= 0x030C0000
     OFF(PyCodeObject, _co_firsttraceable);
 #endif
+#endif /* !LEGACY */
 
     section("PyObject");
     SIZE(PyObject);
@@ -307,26 +415,62 @@ int main(void)
     OFF(PyTypeObject, tp_name);
     OFF(PyTypeObject, tp_flags);
 
+#if PY3
     section("PyBytesObject");
     SIZE(PyBytesObject);
     OFF(PyBytesObject, ob_sval);
+#else
+    /* 2.7's str; its PyBytesObject is only a #define for this. */
+    section("PyStringObject");
+    SIZE(PyStringObject);
+    OFF(PyStringObject, ob_shash);
+    OFF(PyStringObject, ob_sstate);
+    OFF(PyStringObject, ob_sval);
+#endif
 
     section("PyTupleObject");
     SIZE(PyTupleObject);
     OFF(PyTupleObject, ob_item);
 
+#if PY3
     section("PyASCIIObject");
     SIZE(PyASCIIObject);
     OFF(PyASCIIObject, length);
     OFF(PyASCIIObject, state);
+#if LEGACY
+    OFF(PyASCIIObject, wstr);
+#endif
 
     section("PyCompactUnicodeObject");
     SIZE(PyCompactUnicodeObject);
+#if LEGACY
+    OFF(PyCompactUnicodeObject, utf8_length);
+    OFF(PyCompactUnicodeObject, utf8);
+    OFF(PyCompactUnicodeObject, wstr_length);
+#endif
+#endif /* PY3 */
 
+#if LEGACY
+    /* 3.x: a non-compact ("legacy") string keeps its characters behind
+     * the data pointer. 2.7: the whole unicode object is this one struct,
+     * with Py_UNICODE_SIZE-byte code units at str. */
+    section("PyUnicodeObject");
+    SIZE(PyUnicodeObject);
+#if PY3
+    OFF(PyUnicodeObject, data);
+    OFF(PyUnicodeObject, data.any);
+#else
+    OFF(PyUnicodeObject, length);
+    OFF(PyUnicodeObject, str);
+#endif
+#endif /* LEGACY */
+
+#if RUNTIME
     section("_gil_runtime_state");
     SIZE(struct _gil_runtime_state);
     OFF(struct _gil_runtime_state, last_holder);
     OFF(struct _gil_runtime_state, locked);
+#endif
 
 #ifdef _Py_Debug_Cookie
     section("_Py_DebugOffsets");
@@ -492,9 +636,22 @@ int main(void)
 #endif /* _Py_Debug_Cookie */
 
     section("constants");
+#if LEGACY
+#if PY_VERSION_HEX >= 0x030A0000
+    /* Values of PyFrameObject.f_state (enum _framestate), 3.10 only. */
+    CONST(FRAME_CREATED);
+    CONST(FRAME_SUSPENDED);
+    CONST(FRAME_EXECUTING);
+    CONST(FRAME_RETURNED);
+    CONST(FRAME_UNWINDING);
+    CONST(FRAME_RAISED);
+    CONST(FRAME_CLEARED);
+#endif
+#else
     CONST(FRAME_OWNED_BY_THREAD);
     CONST(FRAME_OWNED_BY_GENERATOR);
     CONST(FRAME_OWNED_BY_FRAME_OBJECT);
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
     CONST(FRAME_OWNED_BY_INTERPRETER);
 #endif
@@ -505,15 +662,32 @@ int main(void)
 #if defined(Py_TAG_BITS)
     CONST(Py_TAG_BITS);
 #endif
+#if PY3
     STATE_BITFIELD(kind, "KIND");
     STATE_BITFIELD(compact, "COMPACT");
     STATE_BITFIELD(ascii, "ASCII");
+#if LEGACY
+    /* `ready` exists up to 3.11; 3.11's table predates this line and is
+     * kept as it is. */
+    STATE_BITFIELD(ready, "READY");
+#endif
+#endif
 #ifdef Py_GIL_DISABLED
     entry("Py_GIL_DISABLED", 1);
 #else
     entry("Py_GIL_DISABLED", 0);
 #endif
     CONST(SIZEOF_VOID_P);
+#if LEGACY
+    CONST(SIZEOF_WCHAR_T);
+    /* 2.7: width of a code unit of its unicode (2 or 4, a build option);
+     * 3.x: sizeof(wchar_t), the unit of PyASCIIObject.wstr. */
+    CONST(Py_UNICODE_SIZE);
+    CONST(CO_GENERATOR);
+#if PY3
+    CONST(CO_COROUTINE);
+#endif
+#endif
 
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "extract: write error\n");

@@ -32,10 +32,17 @@ CC=${CC:-gcc}
 #
 #   TABLE    file name without .toml: the first CPython version it applies to
 #   SOURCE   pyenv  -> $PYENV_ROOT/versions/VERSION/include/pythonX.Y
+#                      (pythonX.Ym for 3.6 and 3.7, built with pymalloc)
 #            debian -> $SAMPLER_PYTHONS_DIR/root/usr/include/pythonVERSION,
 #                      pyconfig.h from the multiarch directory beside it
 #   VERSION  pyenv: the exact installed version; debian: X.Y
 TABLES='
+2.7.0   pyenv   2.7.18
+3.6.0   pyenv   3.6.15
+3.7.0   pyenv   3.7.16
+3.8.0   pyenv   3.8.18
+3.9.0   pyenv   3.9.18
+3.10.0  pyenv   3.10.13
 3.11.0  pyenv   3.11.7
 3.12.0  pyenv   3.12.1
 3.13.0  pyenv   3.13.0
@@ -56,15 +63,27 @@ pyenv_root() {
     fi
 }
 
+# has_no_internal VERSION: true for the versions whose headers have no
+# internal/ directory (2.x, 3.0-3.6).
+has_no_internal() {
+    local major minor
+    major=$(printf '%s' "$1" | cut -d. -f1)
+    minor=$(printf '%s' "$1" | cut -d. -f2)
+    [[ $major -lt 3 || ( $major -eq 3 && $minor -lt 7 ) ]]
+}
+
 pythons_dir() { echo "${SAMPLER_PYTHONS_DIR:-$REPO/.cache/pythons}"; }
 
 # locate SOURCE VERSION: print "INCLUDE_DIR<TAB>PYCONFIG_DIR" and succeed, or
 # print a one-line reason and fail.
 locate() {
-    local source=$1 version=$2 inc cfg base d
+    local source=$1 version=$2 inc cfg base d minor
     case $source in
         pyenv)
-            inc=$(pyenv_root)/versions/$version/include/python${version%.*}
+            minor=$(printf '%s' "$version" | cut -d. -f1,2)
+            inc=$(pyenv_root)/versions/$version/include/python$minor
+            # 3.6 and 3.7 name the directory after the ABI flags.
+            if [[ ! -d $inc && -d ${inc}m ]]; then inc=${inc}m; fi
             cfg=$inc
             ;;
         debian)
@@ -83,8 +102,13 @@ locate() {
             ;;
         *) die "unknown header source '$source' in TABLES" ;;
     esac
-    if [[ ! -f $inc/Python.h || ! -d $inc/internal ]]; then
-        echo "no Python.h and internal/ in $inc"
+    if [[ ! -f $inc/Python.h ]]; then
+        echo "no Python.h in $inc"
+        return 1
+    fi
+    # internal/ exists (and is needed) from 3.7 on.
+    if [[ ! -d $inc/internal ]] && ! has_no_internal "$version"; then
+        echo "no internal/ in $inc"
         return 1
     fi
     printf '%s\t%s\n' "$inc" "$cfg"

@@ -13,6 +13,7 @@ use goblin::elf::{header, program_header, section_header, Elf};
 use crate::error::{Error, Result};
 use crate::process::maps::MapRange;
 use crate::process::Process;
+use crate::python::version::PyVersion;
 
 /// Symbols the interpreter locator may use. Only these are kept.
 const WANTED: &[&str] = &[
@@ -44,6 +45,8 @@ pub struct PythonBinary {
     pub load_bias: u64,
     /// Runtime addresses of the interpreter symbols the file defines (`_PyRuntime`, `Py_Version`, …).
     pub symbols: HashMap<&'static str, u64>,
+    /// The version found in the file's read-only data, for versions without `Py_Version`.
+    pub version_string: Option<PyVersion>,
 }
 
 impl PythonBinary {
@@ -154,15 +157,71 @@ pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<Pyt
     } else {
         0
     };
-    let symbols = raw
+    let symbols: HashMap<&'static str, u64> = raw
         .into_iter()
         .map(|(k, v)| (k, v.wrapping_add(load_bias)))
         .collect();
+    let version_string = if symbols.contains_key("Py_Version") {
+        None
+    } else {
+        find_version_string(&elf, bytes, PyVersion::from_file_name(path))
+    };
     Ok(Some(PythonBinary {
         path: path.into(),
         load_bias,
         symbols,
+        version_string,
     }))
+}
+
+/// Finds the interpreter's `PY_VERSION` string (`"3.9.18"`, a NUL-terminated literal) in the
+/// file's `.rodata`. When the file name tells the minor release, only strings of that release
+/// count, which rules out the version strings of bundled libraries.
+fn find_version_string(elf: &Elf<'_>, bytes: &[u8], hint: Option<PyVersion>) -> Option<PyVersion> {
+    let rodata = elf.section_headers.iter().find(|sh| {
+        elf.shdr_strtab.get_at(sh.sh_name) == Some(".rodata")
+            && sh.sh_type != section_header::SHT_NOBITS
+    })?;
+    let start = usize::try_from(rodata.sh_offset).ok()?;
+    let data = bytes.get(start..start.checked_add(usize::try_from(rodata.sh_size).ok()?)?)?;
+    version_in(data, hint)
+}
+
+/// The interpreter's version among the `X.Y.Z` strings in `data`. The linker may merge the
+/// `PY_VERSION` literal into the tail of a longer string (`…/Python-3.9.18`), so a candidate
+/// only has to end with a NUL and not follow a digit or a dot. Candidates must match `hint`'s
+/// minor release when given; the most frequent one wins.
+fn version_in(data: &[u8], hint: Option<PyVersion>) -> Option<PyVersion> {
+    let mut counts: Vec<(PyVersion, usize)> = Vec::new();
+    for i in 0..data.len().saturating_sub(4) {
+        if !matches!(data[i], b'2' | b'3') || data[i + 1] != b'.' {
+            continue;
+        }
+        if i > 0 && (data[i - 1].is_ascii_digit() || data[i - 1] == b'.') {
+            continue;
+        }
+        let tail = &data[i..data.len().min(i + 17)];
+        let Some(len) = tail.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let text = &tail[..len];
+        if text.iter().filter(|b| **b == b'.').count() != 2 {
+            continue;
+        }
+        let Some(v) = std::str::from_utf8(text).ok().and_then(PyVersion::parse) else {
+            continue;
+        };
+        if hint.is_some_and(|h| h.minor_release() != v.minor_release()) {
+            continue;
+        }
+        match counts.iter_mut().find(|(c, _)| *c == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    // The most frequent candidate; among equals, the first found.
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(v, _)| v)
 }
 
 fn collect_symbols(
@@ -217,6 +276,19 @@ mod tests {
                 "/usr/lib/libc.so.6"
             ]
         );
+    }
+
+    #[test]
+    fn version_strings_are_found_and_anchored() {
+        let data = b"\0zlib\x001.2.13\x00/tmp/build/Python-3.9.18\x003.9.18\x00v13.9.1\x002.7.18\0";
+        assert_eq!(version_in(data, None), Some(PyVersion::new(3, 9, 18)));
+        let hint = PyVersion::new(2, 7, 0);
+        assert_eq!(version_in(data, Some(hint)), Some(PyVersion::new(2, 7, 18)));
+        assert_eq!(
+            version_in(b"\x003.10.13rc1\0", None).unwrap().to_string(),
+            "3.10.13rc1"
+        );
+        assert_eq!(version_in(b"\x00nothing here\0", None), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, ReadRequest, RemoteAddr};
-use crate::python::layout::{Layout, LineTableFormat};
+use crate::python::layout::{Bytecode, Layout, LineTableFormat};
 use crate::python::linetable::{self, LineRange};
 use crate::python::strings;
 
@@ -22,14 +22,12 @@ const MAX_CODE_UNITS: u64 = 1 << 24;
 /// What we keep of one code object.
 #[derive(Debug)]
 pub struct CodeInfo {
-    /// `co_qualname`.
+    /// `co_qualname` (3.11+), else `co_name`.
     pub qualname: Arc<str>,
     /// `co_filename`.
     pub filename: Arc<str>,
     /// `co_firstlineno`.
     pub first_line: u32,
-    /// The remote address of the first instruction.
-    pub code_start: u64,
     /// Bytecode length in bytes.
     pub code_len: u64,
     /// The decoded line table.
@@ -49,7 +47,7 @@ impl Identity {
         Ok(Identity([
             buf.u64_at(o.ob_type)?,
             buf.u64_at(o.ob_size)?,
-            buf.u64_at(c.qualname)?,
+            buf.u64_at(c.qualname.unwrap_or(c.name))?,
             buf.u64_at(c.filename)?,
             buf.u64_at(c.linetable)?,
             u64::from(buf.u32_at(c.firstlineno)?),
@@ -58,16 +56,15 @@ impl Identity {
 }
 
 impl CodeInfo {
-    /// The line of the instruction at remote address `instr`.
-    pub fn line_for_instr(&self, instr: u64) -> u32 {
-        let offset = instr.wrapping_sub(self.code_start) as i64;
+    /// The line of the instruction at byte `offset` into the bytecode.
+    pub fn line_at(&self, offset: i64) -> u32 {
         linetable::line_at(&self.lines, offset, self.first_line).unwrap_or(0)
     }
 
-    /// True when `instr` can belong to this code object. A frame that has not started yet
-    /// points one code unit before the first instruction.
-    pub fn owns_instr(&self, instr: u64) -> bool {
-        instr.wrapping_add(2) >= self.code_start && instr <= self.code_start + self.code_len
+    /// True when byte `offset` can lie in this code object's bytecode. A frame that has not
+    /// started yet is one code unit before the first instruction.
+    pub fn owns_offset(&self, offset: i64) -> bool {
+        (-2..=self.code_len as i64).contains(&offset)
     }
 }
 
@@ -111,17 +108,18 @@ impl CodeCache {
         }
     }
 
-    /// The code object at `addr`, read or taken from the cache. `Ok(None)` when the object at
-    /// `addr` is not a code object (a shim frame's executable).
+    /// The code object at `addr`, read or taken from the cache, for a frame executing byte
+    /// `offset` of it. `Ok(None)` when the object at `addr` is not a code object (a shim
+    /// frame's executable).
     pub fn get(
         &mut self,
         mem: &dyn ReadMemory,
         layout: &Layout,
         addr: RemoteAddr,
-        instr: u64,
+        offset: i64,
     ) -> Result<Option<Arc<CodeInfo>>> {
         if let Some(info) = self.code.get(&addr.0) {
-            if info.owns_instr(instr) {
+            if info.owns_offset(offset) {
                 return Ok(Some(info.clone()));
             }
         }
@@ -151,24 +149,39 @@ impl CodeCache {
         if !self.is_code_type(mem, layout, buf.addr_at(o.ob_type)?)? {
             return Ok(None);
         }
-        let units = buf.u64_at(o.ob_size)?;
-        if units > MAX_CODE_UNITS {
-            return Err(Error::corrupt(format!("code object of {units} code units")));
-        }
+        let code_len = match c.bytecode {
+            Bytecode::Inline { .. } => {
+                let units = buf.u64_at(o.ob_size)?;
+                if units > MAX_CODE_UNITS {
+                    return Err(Error::corrupt(format!("code object of {units} code units")));
+                }
+                units * 2
+            }
+            Bytecode::Separate { co_code } => {
+                let len = mem.read_u64(buf.addr_at(co_code)?.offset(o.ob_size)?)?;
+                if len > MAX_CODE_UNITS * 2 {
+                    return Err(Error::corrupt(format!("bytecode of {len} bytes")));
+                }
+                len
+            }
+        };
         let first_line = buf.i32_at(c.firstlineno)?;
-        let qualname = strings::read_str(mem, o, buf.addr_at(c.qualname)?)?;
+        let qualname = strings::read_str(mem, o, buf.addr_at(c.qualname.unwrap_or(c.name))?)?;
         let filename = strings::read_str(mem, o, buf.addr_at(c.filename)?)?;
         let table = strings::read_bytes(mem, o, buf.addr_at(c.linetable)?, linetable::MAX_TABLE)?;
         let lines = match c.line_table {
             LineTableFormat::Locations => linetable::decode_locations(&table, first_line)?,
+            LineTableFormat::Linetable310 => linetable::decode_linetable_310(&table, first_line)?,
+            LineTableFormat::Lnotab { signed_lines } => {
+                linetable::decode_lnotab(&table, first_line, signed_lines)?
+            }
         };
         Ok(Some(CodeInfo {
             identity: Identity::of(&buf, layout)?,
             qualname: qualname.into(),
             filename: filename.into(),
             first_line: u32::try_from(first_line).unwrap_or(0),
-            code_start: addr.0 + c.code_start,
-            code_len: units * 2,
+            code_len,
             lines,
         }))
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
 use crate::python::code::{CodeCache, CodeInfo};
-use crate::python::layout::Layout;
+use crate::python::layout::{Bytecode, FrameLayout, FrameModel, FrameObjectLayout, Layout};
 use crate::python::runtime::ThreadState;
 
 /// The default depth cap.
@@ -65,20 +65,72 @@ pub fn walk(
     if thread.frame.is_null() {
         return Ok(walk);
     }
+    // First the chain: (code object, byte offset into its bytecode) of every Python frame.
+    let chain = match &layout.frames {
+        FrameModel::Interpreter(f) => {
+            let start = match layout.code.bytecode {
+                Bytecode::Inline { start } => start,
+                Bytecode::Separate { .. } => {
+                    return Err(Error::corrupt("interpreter frames need inline bytecode"))
+                }
+            };
+            interpreter_chain(mem, f, start, thread, max_depth, &mut walk.truncated)?
+        }
+        FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk.truncated)?,
+    };
+    // Then the code objects: cached ones are re-checked in one batch, new ones read.
+    let addrs: Vec<RemoteAddr> = chain.iter().map(|(a, _)| *a).collect();
+    cache.validate(mem, layout, &addrs);
+    for (code_addr, offset) in chain {
+        if let Some(code) = cache.get(mem, layout, code_addr, offset)? {
+            let line = code.line_at(offset);
+            walk.frames.push(RawFrame { code, line });
+        }
+    }
+    Ok(walk)
+}
+
+/// Guards a chain walk against cycles in racing or garbage memory.
+struct CycleGuard {
+    seen: HashSet<u64>,
+    limit: usize,
+}
+
+impl CycleGuard {
+    fn new(max_depth: usize) -> CycleGuard {
+        CycleGuard {
+            seen: HashSet::new(),
+            limit: 4 * max_depth + 64,
+        }
+    }
+
+    fn visit(&mut self, addr: RemoteAddr) -> Result<()> {
+        if !self.seen.insert(addr.0) || self.seen.len() > self.limit {
+            return Err(Error::corrupt("frame chain is cyclic"));
+        }
+        Ok(())
+    }
+}
+
+/// 3.11+: interpreter frames, shims skipped, mostly read from the data-stack copy.
+fn interpreter_chain(
+    mem: &dyn ReadMemory,
+    f: &FrameLayout,
+    code_start: u64,
+    thread: &ThreadState,
+    max_depth: usize,
+    truncated: &mut bool,
+) -> Result<Vec<(RemoteAddr, i64)>> {
     let prefetch = prefetch_datastack(mem, thread);
-    let f = &layout.frame;
-    // First the chain: (code object, instruction pointer) of every non-shim frame.
-    let mut chain: Vec<(RemoteAddr, u64)> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut chain = Vec::new();
+    let mut guard = CycleGuard::new(max_depth);
     let mut addr = thread.frame;
     while !addr.is_null() {
         if chain.len() >= max_depth {
-            walk.truncated = true;
+            *truncated = true;
             break;
         }
-        if !seen.insert(addr.0) || seen.len() > 4 * max_depth + 64 {
-            return Err(Error::corrupt("frame chain is cyclic"));
-        }
+        guard.visit(addr)?;
         let buf: Cow<[u8]> = match prefetch
             .as_ref()
             .and_then(|p| p.slice(addr.0, f.size as usize))
@@ -88,20 +140,39 @@ pub fn walk(
         };
         if !f.shim_owners.contains(&buf.u8_at(f.owner)?) {
             let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
-            chain.push((code_addr, buf.u64_at(f.instr)?));
+            // The instruction pointer is an address inside the code object's bytecode.
+            let instr = buf.u64_at(f.instr)?;
+            let offset = instr.wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64;
+            chain.push((code_addr, offset));
         }
         addr = buf.addr_at(f.previous)?;
     }
-    // Then the code objects: cached ones are re-checked in one batch, new ones read.
-    let addrs: Vec<RemoteAddr> = chain.iter().map(|(a, _)| *a).collect();
-    cache.validate(mem, layout, &addrs);
-    for (code_addr, instr) in chain {
-        if let Some(code) = cache.get(mem, layout, code_addr, instr)? {
-            let line = code.line_for_instr(instr);
-            walk.frames.push(RawFrame { code, line });
+    Ok(chain)
+}
+
+/// 2.7–3.10: frame objects chained by `f_back`.
+fn object_chain(
+    mem: &dyn ReadMemory,
+    f: &FrameObjectLayout,
+    thread: &ThreadState,
+    max_depth: usize,
+    truncated: &mut bool,
+) -> Result<Vec<(RemoteAddr, i64)>> {
+    let mut chain = Vec::new();
+    let mut guard = CycleGuard::new(max_depth);
+    let mut addr = thread.frame;
+    while !addr.is_null() {
+        if chain.len() >= max_depth {
+            *truncated = true;
+            break;
         }
+        guard.visit(addr)?;
+        let buf = mem.read_vec(addr, f.size as usize)?;
+        let lasti = i64::from(buf.i32_at(f.lasti)?);
+        chain.push((buf.addr_at(f.code)?, lasti * f.lasti_bytes));
+        addr = buf.addr_at(f.back)?;
     }
-    Ok(walk)
+    Ok(chain)
 }
 
 /// Reads the used part of the thread's current data-stack chunk, if it is known and sane.

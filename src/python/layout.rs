@@ -6,14 +6,14 @@ use crate::python::debug_offsets::DebugOffsets;
 use crate::python::offsets::{newest_table_version, Offsets, Table};
 use crate::python::version::PyVersion;
 
-/// The oldest version this build can sample.
-pub const OLDEST_SUPPORTED: PyVersion = PyVersion::new(3, 11, 0);
+/// The oldest Python 3 this build can sample (besides 2.7).
+pub const OLDEST_SUPPORTED: PyVersion = PyVersion::new(3, 6, 0);
 
-/// The supported range, for messages: `3.11 to 3.15`.
+/// The supported range, for messages: `CPython 2.7 and 3.6 to 3.15`.
 pub fn supported_range() -> String {
     let newest = newest_table_version();
     format!(
-        "CPython {}.{} to {}.{}",
+        "CPython 2.7 and {}.{} to {}.{}",
         OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor, newest.major, newest.minor
     )
 }
@@ -28,9 +28,9 @@ pub enum FrameRoot {
         /// `_PyCFrame.current_frame`.
         current_frame: u64,
     },
-    /// 3.13+: `tstate->current_frame`.
+    /// 3.13+: `tstate->current_frame`; up to 3.10: `tstate->frame`.
     Direct {
-        /// `PyThreadState.current_frame`.
+        /// `PyThreadState.current_frame` or `PyThreadState.frame`.
         current_frame: u64,
     },
 }
@@ -57,11 +57,67 @@ impl CodeRef {
     }
 }
 
-/// How line numbers are encoded in code objects.
+/// How line numbers are encoded in code objects (see [`crate::python::linetable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineTableFormat {
-    /// The 3.11+ location table (`co_linetable`), see [`crate::python::linetable`].
+    /// `co_lnotab` (2.7–3.9); line increments are signed from 3.6 on.
+    Lnotab {
+        /// False for 2.7's unsigned line increments.
+        signed_lines: bool,
+    },
+    /// The 3.10 `co_linetable`.
+    Linetable310,
+    /// The 3.11+ location table (`co_linetable`).
     Locations,
+}
+
+/// Where a code object's bytecode lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bytecode {
+    /// Inside the code object from this offset (3.11+, `co_code_adaptive`); its length is the
+    /// code object's `ob_size` in code units.
+    Inline {
+        /// Offset of the first instruction.
+        start: u64,
+    },
+    /// In a separate bytes object (`co_code`, up to 3.10).
+    Separate {
+        /// Offset of the `co_code` pointer.
+        co_code: u64,
+    },
+}
+
+/// The frame model.
+#[derive(Debug, Clone)]
+pub enum FrameModel {
+    /// 3.11+: `_PyInterpreterFrame`s, mostly in the thread's data stack.
+    Interpreter(FrameLayout),
+    /// 2.7–3.10: heap-allocated frame objects chained by `f_back`.
+    Objects(FrameObjectLayout),
+}
+
+/// `PyFrameObject` fields (2.7–3.10).
+#[derive(Debug, Clone)]
+pub struct FrameObjectLayout {
+    /// Bytes of the fixed part (up to `f_localsplus`).
+    pub size: u64,
+    /// `f_back`.
+    pub back: u64,
+    /// `f_code`.
+    pub code: u64,
+    /// `f_lasti`.
+    pub lasti: u64,
+    /// Bytes per unit of `f_lasti`: 1 up to 3.9 (a byte offset), 2 in 3.10 (code units).
+    pub lasti_bytes: i64,
+}
+
+/// How names and file names are stored.
+#[derive(Debug, Clone)]
+pub enum NameStrings {
+    /// `str` objects (Python 3, PEP 393).
+    Unicode(UnicodeLayout),
+    /// Byte strings (Python 2's `str`), decoded as UTF-8.
+    Bytes,
 }
 
 /// `PyThreadState` fields.
@@ -73,12 +129,19 @@ pub struct ThreadLayout {
     pub next: u64,
     /// `thread_id`.
     pub thread_id: u64,
-    /// `native_thread_id`.
-    pub native_thread_id: u64,
+    /// `native_thread_id` (3.8+).
+    pub native_thread_id: Option<u64>,
     /// Where the innermost frame hangs.
     pub root: FrameRoot,
     /// `datastack_chunk` and `datastack_top`, when known, for reading frames in one go.
     pub datastack: Option<(u64, u64)>,
+}
+
+impl ThreadLayout {
+    /// The `native_thread_id` offset, when the version has one (3.8+).
+    pub fn native_id(&self) -> Option<u64> {
+        self.native_thread_id
+    }
 }
 
 /// `_PyInterpreterFrame` fields.
@@ -109,14 +172,14 @@ pub struct CodeLayout {
     pub filename: u64,
     /// `co_name`.
     pub name: u64,
-    /// `co_qualname`.
-    pub qualname: u64,
+    /// `co_qualname` (3.11+; older versions show `co_name`).
+    pub qualname: Option<u64>,
     /// `co_firstlineno`.
     pub firstlineno: u64,
     /// `co_linetable`.
     pub linetable: u64,
-    /// `co_code_adaptive`: the bytecode's start.
-    pub code_start: u64,
+    /// Where the bytecode is.
+    pub bytecode: Bytecode,
     /// The line table's format.
     pub line_table: LineTableFormat,
 }
@@ -130,10 +193,10 @@ pub struct ObjectLayout {
     pub ob_size: u64,
     /// `PyTypeObject.tp_name`.
     pub tp_name: u64,
-    /// `PyBytesObject.ob_sval`.
+    /// `PyBytesObject.ob_sval` (`PyStringObject.ob_sval` in 2.7).
     pub bytes_data: u64,
-    /// Unicode objects.
-    pub unicode: UnicodeLayout,
+    /// How names are stored.
+    pub names: NameStrings,
 }
 
 /// Where a `str` keeps its length, flags and characters.
@@ -164,7 +227,8 @@ pub struct Layout {
     pub version: PyVersion,
     /// Where the offsets came from, for `-v` and bug reports.
     pub source: String,
-    /// `_PyRuntimeState.interpreters.head`.
+    /// `_PyRuntimeState.interpreters.head`; 0 for 2.7 and 3.6, whose root is the `interp_head`
+    /// variable itself.
     pub runtime_interpreters_head: u64,
     /// `PyInterpreterState.next`.
     pub interp_next: u64,
@@ -172,8 +236,8 @@ pub struct Layout {
     pub interp_threads_head: u64,
     /// Thread states.
     pub thread: ThreadLayout,
-    /// Interpreter frames.
-    pub frame: FrameLayout,
+    /// Frames.
+    pub frames: FrameModel,
     /// Code objects.
     pub code: CodeLayout,
     /// Other objects.
@@ -184,7 +248,8 @@ impl Layout {
     /// Checks that `version` is one this build samples.
     pub fn check_supported(version: PyVersion) -> Result<()> {
         let newest = newest_table_version();
-        if version < OLDEST_SUPPORTED || version.minor_release() > newest.minor_release() {
+        let old_enough = version.minor_release() == (2, 7) || version >= OLDEST_SUPPORTED;
+        if !old_enough || version.minor_release() > newest.minor_release() {
             return Err(Error::UnsupportedVersion {
                 found: version.to_string(),
                 supported: supported_range(),
@@ -220,103 +285,151 @@ impl Layout {
         }
         let need = |name: &str| offsets.need(name, &source);
         let source_name = source.clone();
+        let at_least = |major, minor| version >= PyVersion::new(major, minor, 0);
+        let frame_objects = !at_least(3, 11);
 
-        let root = if version < PyVersion::new(3, 13, 0) {
+        let root = if frame_objects || at_least(3, 13) {
+            FrameRoot::Direct {
+                current_frame: need("tstate_current_frame")?,
+            }
+        } else {
             FrameRoot::ViaCFrame {
                 cframe: need("tstate_cframe")?,
                 current_frame: need("cframe_current_frame")?,
             }
-        } else {
-            FrameRoot::Direct {
-                current_frame: need("tstate_current_frame")?,
-            }
         };
-        let code_ref = if version >= PyVersion::new(3, 14, 0) {
-            CodeRef::Tagged {
-                tag_bits: need("tag_bits")?,
-            }
-        } else {
-            CodeRef::Plain
-        };
-        // 3.11 has no shim frames; 3.12+ marks C-stack entry frames, 3.14+ also the
-        // interpreter's own base frame.
-        let shim_owners = [offsets.owner_cstack, offsets.owner_interpreter]
-            .into_iter()
-            .flatten()
-            .map(|o| o as u8)
-            .collect();
-
         let thread = ThreadLayout {
             size: need("tstate_size")?,
             next: need("tstate_next")?,
             thread_id: need("tstate_thread_id")?,
-            native_thread_id: need("tstate_native_thread_id")?,
+            // 3.11+ record the kernel's thread id; older versions need it found another way.
+            native_thread_id: if at_least(3, 11) {
+                Some(need("tstate_native_thread_id")?)
+            } else {
+                None
+            },
             root,
             datastack: offsets
                 .tstate_datastack_chunk
                 .zip(offsets.tstate_datastack_top),
         };
-        let frame = FrameLayout {
-            size: need("frame_localsplus")?,
-            previous: need("frame_previous")?,
-            executable: need("frame_executable")?,
-            instr: need("frame_instr")?,
-            owner: need("frame_owner")?,
-            shim_owners,
-            code_ref,
+        let frames = if frame_objects {
+            FrameModel::Objects(FrameObjectLayout {
+                size: need("fobj_localsplus")?,
+                back: need("fobj_back")?,
+                code: need("fobj_code")?,
+                lasti: need("fobj_lasti")?,
+                lasti_bytes: if at_least(3, 10) { 2 } else { 1 },
+            })
+        } else {
+            let code_ref = if at_least(3, 14) {
+                CodeRef::Tagged {
+                    tag_bits: need("tag_bits")?,
+                }
+            } else {
+                CodeRef::Plain
+            };
+            // 3.11 has no shim frames; 3.12+ marks C-stack entry frames, 3.14+ also the
+            // interpreter's own base frame.
+            let shim_owners = [offsets.owner_cstack, offsets.owner_interpreter]
+                .into_iter()
+                .flatten()
+                .map(|o| o as u8)
+                .collect();
+            FrameModel::Interpreter(FrameLayout {
+                size: need("frame_localsplus")?,
+                previous: need("frame_previous")?,
+                executable: need("frame_executable")?,
+                instr: need("frame_instr")?,
+                owner: need("frame_owner")?,
+                shim_owners,
+                code_ref,
+            })
         };
-        let code_fields = [
+
+        let line_table = if at_least(3, 11) {
+            LineTableFormat::Locations
+        } else if at_least(3, 10) {
+            LineTableFormat::Linetable310
+        } else {
+            LineTableFormat::Lnotab {
+                signed_lines: at_least(3, 6),
+            }
+        };
+        let (bytecode, bytecode_field) = if frame_objects {
+            let co_code = need("code_code")?;
+            (Bytecode::Separate { co_code }, co_code)
+        } else {
+            let start = need("code_adaptive")?;
+            (Bytecode::Inline { start }, start)
+        };
+        let qualname = if at_least(3, 11) {
+            Some(need("code_qualname")?)
+        } else {
+            None
+        };
+        let end_of = |offset: u64| -> Result<u64> {
+            offset
+                .checked_add(8)
+                .ok_or_else(|| Error::corrupt(format!("code field offset {offset} overflows")))
+        };
+        let mut code_size = end_of(need("varobject_size")?)?;
+        for f in [
             "code_filename",
             "code_name",
-            "code_qualname",
             "code_firstlineno",
             "code_linetable",
-            "code_adaptive",
-        ];
-        let end_of = |f: &str| -> Result<u64> {
-            need(f)?
-                .checked_add(8)
-                .ok_or_else(|| Error::corrupt(format!("offset of {f} overflows")))
-        };
-        let mut code_size = 0;
-        for f in code_fields {
-            code_size = code_size.max(end_of(f)?);
+        ] {
+            code_size = code_size.max(end_of(need(f)?)?);
+        }
+        for offset in qualname.into_iter().chain([bytecode_field]) {
+            code_size = code_size.max(end_of(offset)?);
         }
         let code = CodeLayout {
-            size: code_size.max(end_of("varobject_size")?),
+            size: code_size,
             filename: need("code_filename")?,
             name: need("code_name")?,
-            qualname: need("code_qualname")?,
+            qualname,
             firstlineno: need("code_firstlineno")?,
             linetable: need("code_linetable")?,
-            code_start: need("code_adaptive")?,
-            line_table: LineTableFormat::Locations,
+            bytecode,
+            line_table,
         };
-        let unicode = UnicodeLayout {
-            length: need("ascii_length")?,
-            state: need("ascii_state")?,
-            ascii_data: need("ascii_size")?,
-            compact_data: need("compact_size")?,
-            kind_shift: need("state_kind_shift")? as u32,
-            kind_mask: need("state_kind_mask")? as u32,
-            compact_shift: need("state_compact_shift")? as u32,
-            ascii_shift: need("state_ascii_shift")? as u32,
+        let (names, bytes_data) = if version.major == 2 {
+            (NameStrings::Bytes, need("py2_str_data")?)
+        } else {
+            let unicode = UnicodeLayout {
+                length: need("ascii_length")?,
+                state: need("ascii_state")?,
+                ascii_data: need("ascii_size")?,
+                compact_data: need("compact_size")?,
+                kind_shift: need("state_kind_shift")? as u32,
+                kind_mask: need("state_kind_mask")? as u32,
+                compact_shift: need("state_compact_shift")? as u32,
+                ascii_shift: need("state_ascii_shift")? as u32,
+            };
+            (NameStrings::Unicode(unicode), need("bytes_data")?)
         };
         let object = ObjectLayout {
             ob_type: need("object_type")?,
             ob_size: need("varobject_size")?,
             tp_name: need("type_name")?,
-            bytes_data: need("bytes_data")?,
-            unicode,
+            bytes_data,
+            names,
+        };
+        let runtime_interpreters_head = if at_least(3, 7) {
+            need("runtime_interpreters_head")?
+        } else {
+            0
         };
         Ok(Layout {
             version,
             source: source_name,
-            runtime_interpreters_head: need("runtime_interpreters_head")?,
+            runtime_interpreters_head,
             interp_next: need("interp_next")?,
             interp_threads_head: need("interp_threads_head")?,
             thread,
-            frame,
+            frames,
             code,
             object,
         })
@@ -330,11 +443,14 @@ mod tests {
 
     #[test]
     fn supported_range_is_checked() {
-        assert!(Layout::check_supported(PyVersion::new(3, 10, 13)).is_err());
+        assert!(Layout::check_supported(PyVersion::new(3, 5, 10)).is_err());
+        assert!(Layout::check_supported(PyVersion::new(2, 6, 9)).is_err());
+        assert!(Layout::check_supported(PyVersion::new(2, 7, 18)).is_ok());
+        assert!(Layout::check_supported(PyVersion::new(3, 6, 0)).is_ok());
         assert!(Layout::check_supported(PyVersion::new(3, 11, 0)).is_ok());
         assert!(Layout::check_supported(PyVersion::new(3, 15, 2)).is_ok());
         let err = Layout::check_supported(PyVersion::new(3, 99, 0)).unwrap_err();
-        assert!(err.to_string().contains("3.11 to"), "{err}");
+        assert!(err.to_string().contains("2.7 and 3.6 to"), "{err}");
     }
 
     #[test]
@@ -343,7 +459,10 @@ mod tests {
             let table = table_for(v).unwrap().unwrap();
             let layout = Layout::new(v, &table, None).unwrap();
             assert!(matches!(layout.thread.root, FrameRoot::ViaCFrame { .. }));
-            assert_eq!(layout.frame.code_ref, CodeRef::Plain);
+            let FrameModel::Interpreter(frame) = &layout.frames else {
+                panic!("3.11 and 3.12 use interpreter frames")
+            };
+            assert_eq!(frame.code_ref, CodeRef::Plain);
         }
         let v = PyVersion::new(3, 13, 0);
         let table = table_for(v).unwrap().unwrap();
@@ -351,6 +470,30 @@ mod tests {
             Layout::new(v, &table, None).is_err(),
             "3.13 needs debug offsets"
         );
+    }
+
+    #[test]
+    fn every_table_before_313_builds_a_complete_layout() {
+        for (name, _) in crate::python::offsets::TABLES {
+            let v = PyVersion::parse(name).unwrap();
+            if v >= PyVersion::new(3, 13, 0) {
+                continue; // these need the target's debug offsets; live tests cover them
+            }
+            let table = table_for(v).unwrap().unwrap();
+            let layout = Layout::new(v, &table, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let objects = matches!(layout.frames, FrameModel::Objects(_));
+            assert_eq!(objects, v < PyVersion::new(3, 11, 0), "{name}");
+            assert_eq!(layout.code.qualname.is_some(), !objects, "{name}");
+            assert_eq!(
+                matches!(layout.object.names, NameStrings::Bytes),
+                v.major == 2,
+                "{name}"
+            );
+            assert_eq!(
+                layout.runtime_interpreters_head == 0,
+                v < PyVersion::new(3, 7, 0)
+            );
+        }
     }
 
     #[test]

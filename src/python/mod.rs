@@ -33,7 +33,7 @@ pub struct Interpreter {
     pub version: PyVersion,
     /// Offsets and algorithm choices for this build.
     pub layout: Layout,
-    /// The address of `_PyRuntime`.
+    /// The address of `_PyRuntime` (of the `interp_head` variable for 2.7 and 3.6).
     pub runtime: RemoteAddr,
     /// The file holding the interpreter, as the target maps it (empty when replaying).
     pub binary_path: String,
@@ -56,13 +56,16 @@ impl Interpreter {
         let binary = binary::locate(process, &maps)?;
         let version = read_version(process, &binary)?;
         Layout::check_supported(version)?;
-        let runtime = binary.symbol("_PyRuntime").map(RemoteAddr).ok_or_else(|| {
-            Error::InterpreterNotFound {
+        // 3.7+ keep everything under `_PyRuntime`; 2.7 and 3.6 start from `interp_head`.
+        let runtime = binary
+            .symbol("_PyRuntime")
+            .or_else(|| binary.symbol("interp_head"))
+            .map(RemoteAddr)
+            .ok_or_else(|| Error::InterpreterNotFound {
                 pid: process.pid(),
                 binary: binary.path.clone(),
-                reason: "it exports no _PyRuntime symbol".into(),
-            }
-        })?;
+                reason: "it has neither a _PyRuntime nor an interp_head symbol".into(),
+            })?;
         let mut interp = Interpreter::from_memory(process, version, runtime)?;
         interp.binary_path = binary.path;
         Ok(interp)
@@ -130,13 +133,17 @@ impl Interpreter {
     }
 }
 
-/// The interpreter's version from `Py_Version`, which every supported version (3.11+) exports.
-/// Without it, the `pythonX.Y` in the binary's file name is enough to say "unsupported".
+/// The interpreter's version: `Py_Version` (3.11+) from the target's memory, else the version
+/// string in the binary. Without either, the `pythonX.Y` in the binary's file name is enough
+/// to say "unsupported" when it is.
 fn read_version(process: &Process, binary: &PythonBinary) -> Result<PyVersion> {
     if let Some(addr) = binary.symbol("Py_Version") {
         let hex = process.read_u32(RemoteAddr(addr))?;
         return PyVersion::from_hex(hex)
             .ok_or_else(|| Error::corrupt(format!("Py_Version holds {hex:#x}")));
+    }
+    if let Some(version) = binary.version_string {
+        return Ok(version);
     }
     Err(match PyVersion::from_file_name(&binary.path) {
         Some(v) => Error::UnsupportedVersion {

@@ -13,6 +13,12 @@ use crate::python::version::PyVersion;
 /// Every table shipped with the profiler: (first version it applies to, its text).
 /// A test checks this list against the files in `python-offsets/`.
 pub const TABLES: &[(&str, &str)] = &[
+    ("2.7.0", include_str!("../../python-offsets/2.7.0.toml")),
+    ("3.6.0", include_str!("../../python-offsets/3.6.0.toml")),
+    ("3.7.0", include_str!("../../python-offsets/3.7.0.toml")),
+    ("3.8.0", include_str!("../../python-offsets/3.8.0.toml")),
+    ("3.9.0", include_str!("../../python-offsets/3.9.0.toml")),
+    ("3.10.0", include_str!("../../python-offsets/3.10.0.toml")),
     ("3.11.0", include_str!("../../python-offsets/3.11.0.toml")),
     ("3.12.0", include_str!("../../python-offsets/3.12.0.toml")),
     ("3.13.0", include_str!("../../python-offsets/3.13.0.toml")),
@@ -153,7 +159,7 @@ offsets! {
     /// `PyInterpreterState.next`.
     interp_next: "PyInterpreterState" ["next"] debug "interpreter_state.next";
     /// `PyInterpreterState.threads.head`.
-    interp_threads_head: "PyInterpreterState" ["threads.head"] debug "interpreter_state.threads_head";
+    interp_threads_head: "PyInterpreterState" ["threads.head", "tstate_head"] debug "interpreter_state.threads_head";
     /// `sizeof(PyThreadState)`.
     tstate_size: "PyThreadState" ["sizeof"] debug "thread_state.size";
     /// `PyThreadState.next`.
@@ -166,8 +172,8 @@ offsets! {
     tstate_native_thread_id: "PyThreadState" ["native_thread_id"] debug "thread_state.native_thread_id";
     /// `PyThreadState.cframe` (3.11, 3.12).
     tstate_cframe: "PyThreadState" ["cframe"];
-    /// `PyThreadState.current_frame` (3.13+).
-    tstate_current_frame: "PyThreadState" ["current_frame"] debug "thread_state.current_frame";
+    /// `PyThreadState.current_frame` (3.13+) or `frame` (a frame object, up to 3.10).
+    tstate_current_frame: "PyThreadState" ["current_frame", "frame"] debug "thread_state.current_frame";
     /// `PyThreadState.datastack_chunk`.
     tstate_datastack_chunk: "PyThreadState" ["datastack_chunk"] debug "thread_state.datastack_chunk";
     /// `PyThreadState.datastack_top`.
@@ -184,6 +190,16 @@ offsets! {
     frame_owner: "_PyInterpreterFrame" ["owner"] debug "interpreter_frame.owner";
     /// `_PyInterpreterFrame.localsplus`: where the fixed part of a frame ends.
     frame_localsplus: "_PyInterpreterFrame" ["localsplus"] debug "interpreter_frame.localsplus";
+    /// `PyFrameObject.f_back` (up to 3.10).
+    fobj_back: "PyFrameObject" ["f_back"];
+    /// `PyFrameObject.f_code`.
+    fobj_code: "PyFrameObject" ["f_code"];
+    /// `PyFrameObject.f_lasti`: the last instruction, in bytes up to 3.9, in code units in 3.10.
+    fobj_lasti: "PyFrameObject" ["f_lasti"];
+    /// `PyFrameObject.f_localsplus`: where the fixed part of a frame object ends.
+    fobj_localsplus: "PyFrameObject" ["f_localsplus"];
+    /// `PyCodeObject.co_code` (up to 3.10: the bytecode is a separate bytes object).
+    code_code: "PyCodeObject" ["co_code"];
     /// `PyCodeObject.co_filename`.
     code_filename: "PyCodeObject" ["co_filename"] debug "code_object.filename";
     /// `PyCodeObject.co_name`.
@@ -192,8 +208,8 @@ offsets! {
     code_qualname: "PyCodeObject" ["co_qualname"] debug "code_object.qualname";
     /// `PyCodeObject.co_firstlineno`.
     code_firstlineno: "PyCodeObject" ["co_firstlineno"] debug "code_object.firstlineno";
-    /// `PyCodeObject.co_linetable`.
-    code_linetable: "PyCodeObject" ["co_linetable"] debug "code_object.linetable";
+    /// `PyCodeObject.co_linetable` (3.10+) or `co_lnotab` (up to 3.9).
+    code_linetable: "PyCodeObject" ["co_linetable", "co_lnotab"] debug "code_object.linetable";
     /// `PyCodeObject.co_code_adaptive`: where the bytecode starts.
     code_adaptive: "PyCodeObject" ["co_code_adaptive"] debug "code_object.co_code_adaptive";
     /// `PyObject.ob_type`.
@@ -202,8 +218,10 @@ offsets! {
     varobject_size: "PyVarObject" ["ob_size"] debug "bytes_object.ob_size";
     /// `PyTypeObject.tp_name`.
     type_name: "PyTypeObject" ["tp_name"] debug "type_object.tp_name";
-    /// `PyBytesObject.ob_sval`.
+    /// `PyBytesObject.ob_sval` (`PyStringObject.ob_sval` in 2.7).
     bytes_data: "PyBytesObject" ["ob_sval"] debug "bytes_object.ob_sval";
+    /// `PyStringObject.ob_sval` (2.7, whose names are byte strings).
+    py2_str_data: "PyStringObject" ["ob_sval"];
     /// `sizeof(PyASCIIObject)`: where compact ASCII data starts.
     ascii_size: "PyASCIIObject" ["sizeof"] debug "unicode_object.asciiobject_size";
     /// `PyASCIIObject.length`.
@@ -248,8 +266,9 @@ mod tests {
             let table = Table::parse(name, text).unwrap();
             assert_eq!(table.first_version.to_string(), *name);
             let offsets = Offsets::from_table(&table);
-            assert!(offsets.frame_previous.is_some(), "{name}");
-            assert!(offsets.code_qualname.is_some(), "{name}");
+            assert!(offsets.code_name.is_some(), "{name}");
+            assert!(offsets.code_filename.is_some(), "{name}");
+            assert!(offsets.tstate_next.is_some(), "{name}");
         }
     }
 
@@ -259,7 +278,9 @@ mod tests {
         assert_eq!(t.name, "3.12.0");
         let t = table_for(PyVersion::new(3, 11, 2)).unwrap().unwrap();
         assert_eq!(t.name, "3.11.0");
-        assert!(table_for(PyVersion::new(3, 10, 13)).unwrap().is_none());
+        let t = table_for(PyVersion::new(3, 10, 13)).unwrap().unwrap();
+        assert_eq!(t.name, "3.10.0");
+        assert!(table_for(PyVersion::new(2, 6, 9)).unwrap().is_none());
     }
 
     #[test]

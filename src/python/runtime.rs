@@ -69,7 +69,10 @@ pub fn threads(
                 }
             }
         };
-        let native = buf.u64_at(t.native_thread_id)?;
+        let native = match t.native_thread_id {
+            Some(at) => buf.u64_at(at)?,
+            None => 0,
+        };
         out.push(ThreadState {
             addr,
             thread_id: buf.u64_at(t.thread_id)?,

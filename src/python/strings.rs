@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
-use crate::python::layout::ObjectLayout;
+use crate::python::layout::{NameStrings, ObjectLayout};
 
 /// Longest name or file name accepted, in characters.
 pub const MAX_STR_CHARS: usize = 4096;
@@ -15,12 +15,18 @@ pub const MAX_STR_CHARS: usize = 4096;
 /// How many bytes past the header to fetch in the first read, so short strings need one read.
 const SPECULATIVE: usize = 128;
 
-/// Reads a `str` object and decodes it.
+/// Reads a name (a `str` object; in Python 2 a byte string) and decodes it.
 pub fn read_str(mem: &dyn ReadMemory, layout: &ObjectLayout, addr: RemoteAddr) -> Result<String> {
     if addr.is_null() {
         return Err(Error::corrupt("null string pointer"));
     }
-    let u = &layout.unicode;
+    let u = match &layout.names {
+        NameStrings::Unicode(u) => u,
+        NameStrings::Bytes => {
+            let bytes = read_bytes(mem, layout, addr, MAX_STR_CHARS * 4)?;
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    };
     // Offsets are bounded when the layout is built (tables are ours, debug offsets are
     // checked), so these sums cannot overflow.
     let header_len = (u.ascii_data as usize)
@@ -147,7 +153,7 @@ mod tests {
             ob_size: 16,
             tp_name: 24,
             bytes_data: 32,
-            unicode: UnicodeLayout {
+            names: NameStrings::Unicode(UnicodeLayout {
                 length: 16,
                 state: 32,
                 ascii_data: 40,
@@ -156,7 +162,7 @@ mod tests {
                 kind_mask: 7,
                 compact_shift: 5,
                 ascii_shift: 6,
-            },
+            }),
         }
     }
 

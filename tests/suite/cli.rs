@@ -84,36 +84,47 @@ fn permission_denied_explains_what_to_do() {
     assert_ne!(target.state(), 't', "the target is not left stopped");
 }
 
+/// A process that looks like CPython 3.2 to sampler: it exports `Py_Version` (3.2.0 final)
+/// and a `_PyRuntime`, built with the machine's C compiler.
+fn fake_old_python(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = dir.join("fake.c");
+    std::fs::write(
+        &source,
+        "#include <unistd.h>\n\
+         const unsigned long Py_Version = 0x030200F0;\n\
+         char _PyRuntime[4096];\n\
+         int main(void) { _PyRuntime[0] = 1; sleep(60); return 0; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("python3.2");
+    let status = Command::new("cc")
+        .arg("-rdynamic")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success());
+    exe
+}
+
 #[test]
 fn unsupported_versions_name_the_supported_range() {
-    let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| {
-        format!(
-            "{}/.pyenv",
-            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
-        )
-    });
-    let old = std::path::PathBuf::from(root).join("versions/3.10.13/bin/python3.10");
-    if !old.exists() {
-        assert!(!crate::support::in_ci(), "{} is missing", old.display());
-        eprintln!("SKIPPING: {} is missing", old.display());
-        return;
-    }
-    let py = crate::support::Python {
-        label: "pyenv-3.10".into(),
-        path: old,
-        version: (3, 10, 13),
-    };
-    let target = Target::start(&py, "chain.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = Command::new(fake_old_python(dir.path())).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let stderr = expect_error(
-        &["record", "--pid", &target.pid.to_string(), "-d", "1"],
+        &["record", "--pid", &fake.id().to_string(), "-d", "1"],
         1,
         Duration::from_secs(2),
     );
+    let _ = fake.kill();
+    let _ = fake.wait();
     let lines = error_lines(&stderr);
     assert_eq!(lines.len(), 2, "{stderr}");
     assert_eq!(
         lines[0],
-        "error: unsupported Python version 3.10 (supported: CPython 3.11 to 3.15)"
+        "error: unsupported Python version 3.2.0 (supported: CPython 2.7 and 3.6 to 3.15)"
     );
     assert!(lines[1].starts_with("hint: "), "{stderr}");
 }
