@@ -5,6 +5,7 @@
 
 mod linux;
 pub mod maps;
+pub mod pthread;
 pub mod snapshot;
 
 use std::fmt;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Recovery, Result};
 use crate::model::{Frame, Sample, ThreadSample};
-use crate::process::Process;
-use crate::python::Interpreter;
+use crate::process::{pthread, OsThread, Process};
+use crate::python::{Interpreter, ThreadStack};
 
 use schedule::Schedule;
 
@@ -80,6 +80,9 @@ pub struct Sampler {
     interpreter: Interpreter,
     options: SamplerOptions,
     short_names: HashMap<Arc<str>, Option<Arc<str>>>,
+    /// Offset of the kernel id in glibc's `struct pthread`, for versions that record only the
+    /// pthread id (before 3.11); found on first use.
+    pthread_tid_offset: Option<u64>,
 }
 
 impl Sampler {
@@ -90,6 +93,7 @@ impl Sampler {
             interpreter,
             options,
             short_names: HashMap::new(),
+            pthread_tid_offset: None,
         }
     }
 
@@ -122,9 +126,9 @@ impl Sampler {
                 .stacks(&self.process, self.options.max_depth)?
             // The pause guard drops here: the target runs again before we do anything else.
         };
+        let native_ids = self.native_ids(&stacks, &os_threads);
         let mut threads = Vec::with_capacity(stacks.len());
-        for stack in stacks {
-            let native = stack.thread.native_thread_id;
+        for (stack, native) in stacks.into_iter().zip(native_ids) {
             let active = native
                 .and_then(|tid| os_threads.iter().find(|t| t.tid == tid))
                 .map(|t| t.running)
@@ -204,6 +208,24 @@ impl Sampler {
         };
         stats.elapsed = start.elapsed();
         Ok((reason, stats))
+    }
+
+    /// Every thread's kernel id: recorded by the interpreter (3.11+), or read from glibc's
+    /// `struct pthread` at the offset found on first use (see [`crate::process::pthread`]).
+    fn native_ids(&mut self, stacks: &[ThreadStack], os_threads: &[OsThread]) -> Vec<Option<u32>> {
+        if stacks.iter().all(|s| s.thread.native_thread_id.is_some()) {
+            return stacks.iter().map(|s| s.thread.native_thread_id).collect();
+        }
+        let pthreads: Vec<u64> = stacks.iter().map(|s| s.thread.thread_id).collect();
+        if self.pthread_tid_offset.is_none() {
+            let tids: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
+            self.pthread_tid_offset =
+                pthread::tid_offset(&self.process, &pthreads, self.process.pid(), &tids);
+        }
+        match self.pthread_tid_offset {
+            Some(offset) => pthread::tids(&self.process, offset, &pthreads),
+            None => vec![None; stacks.len()],
+        }
     }
 
     /// An error's recovery, corrected for a target that has exited meanwhile (its memory reads

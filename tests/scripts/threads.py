@@ -22,9 +22,10 @@ def at_marker(frame, name):
     return frame.f_code.co_name == name
 
 
-workers = [threading.Thread(target=f, name=f.__name__, daemon=True)
+workers = [threading.Thread(target=f, name=f.__name__)
            for f in (busy_one, busy_two, sleeper)]
 for w in workers:
+    w.daemon = True
     w.start()
 while True:
     frames = sys._current_frames()

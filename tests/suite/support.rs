@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// One interpreter of the matrix in `../shared/pythons.md`.
+/// One interpreter of the matrix in `../shared/pythons.md` (13 of them).
 #[derive(Debug, Clone)]
 pub struct Python {
     /// A short label for messages: `pyenv-3.12`, `debian-3.11`, `sid-3.14`.
@@ -51,6 +51,30 @@ pub fn pythons() -> Vec<Python> {
             let root = pyenv_root();
             let wanted: Vec<(String, PathBuf)> = vec![
                 (
+                    "pyenv-2.7".into(),
+                    root.join("versions/2.7.18/bin/python2.7"),
+                ),
+                (
+                    "pyenv-3.6".into(),
+                    root.join("versions/3.6.15/bin/python3.6"),
+                ),
+                (
+                    "pyenv-3.7".into(),
+                    root.join("versions/3.7.16/bin/python3.7"),
+                ),
+                (
+                    "pyenv-3.8".into(),
+                    root.join("versions/3.8.18/bin/python3.8"),
+                ),
+                (
+                    "pyenv-3.9".into(),
+                    root.join("versions/3.9.18/bin/python3.9"),
+                ),
+                (
+                    "pyenv-3.10".into(),
+                    root.join("versions/3.10.13/bin/python3.10"),
+                ),
+                (
                     "pyenv-3.11".into(),
                     root.join("versions/3.11.7/bin/python3.11"),
                 ),
@@ -90,38 +114,6 @@ pub fn pythons() -> Vec<Python> {
             found
         })
         .clone()
-}
-
-/// The legacy interpreters (2.7, 3.6–3.10, pyenv). The live stack tests do not cover them
-/// yet (issue 3); the line-table decoders are already checked against them.
-pub fn legacy_pythons() -> Vec<Python> {
-    let root = pyenv_root();
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for (version, exe) in [
-        ("2.7.18", "python2.7"),
-        ("3.6.15", "python3.6"),
-        ("3.7.16", "python3.7"),
-        ("3.8.18", "python3.8"),
-        ("3.9.18", "python3.9"),
-        ("3.10.13", "python3.10"),
-    ] {
-        let path = root.join("versions").join(version).join("bin").join(exe);
-        match version_of(&path) {
-            Some(v) => found.push(Python {
-                label: format!("pyenv-{version}"),
-                path,
-                version: v,
-            }),
-            None => missing.push(path.display().to_string()),
-        }
-    }
-    if !missing.is_empty() {
-        let msg = format!("legacy interpreters missing: {}", missing.join(", "));
-        assert!(!in_ci(), "{msg}");
-        eprintln!("SKIPPING {msg}");
-    }
-    found
 }
 
 fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
@@ -170,6 +162,22 @@ pub struct Target {
     /// The target's pid.
     pub pid: u32,
     lines: mpsc::Receiver<String>,
+}
+
+impl Python {
+    /// True for 3.11+, whose code objects carry qualified names (`Class.method`).
+    pub fn has_qualnames(&self) -> bool {
+        self.version >= (3, 11, 0)
+    }
+
+    /// The name a frame of `qualname` shows on this version: the last part before 3.11.
+    pub fn shown_name<'a>(&self, qualname: &'a str) -> &'a str {
+        if self.has_qualnames() {
+            qualname
+        } else {
+            qualname.rsplit('.').next().unwrap_or(qualname)
+        }
+    }
 }
 
 impl Target {

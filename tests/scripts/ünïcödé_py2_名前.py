@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+"""Python 2 allows no non-ASCII identifiers, so this variant keeps ASCII names in a non-ASCII
+file name; the strings in the frames are byte strings in the file's encoding."""
+import sys
+import time
+
+
+class Omega:
+    def method(self):
+        return inner_most()  # line: method
+
+
+def inner_most():
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True: time.sleep(0)  # line: inner
+
+
+def outer():
+    return Omega().method()  # line: outer
+
+
+outer()  # line: module
