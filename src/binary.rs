@@ -47,6 +47,9 @@ pub struct PythonBinary {
     pub symbols: HashMap<&'static str, u64>,
     /// The version found in the file's read-only data, for versions without `Py_Version`.
     pub version_string: Option<PyVersion>,
+    /// Runtime address ranges of the writable data sections (`.PyRuntime`, `.data`, `.bss`),
+    /// where the interpreter's root structures live; searched when symbols are missing.
+    pub data_ranges: Vec<(u64, u64)>,
 }
 
 impl PythonBinary {
@@ -166,11 +169,29 @@ pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<Pyt
     } else {
         find_version_string(&elf, bytes, PyVersion::from_file_name(path))
     };
+    let data_ranges = elf
+        .section_headers
+        .iter()
+        .filter(|sh| {
+            sh.sh_flags & u64::from(section_header::SHF_WRITE) != 0
+                && sh.sh_flags & u64::from(section_header::SHF_ALLOC) != 0
+                && sh.sh_size > 0
+                && matches!(
+                    elf.shdr_strtab.get_at(sh.sh_name),
+                    Some(".PyRuntime" | ".data" | ".bss")
+                )
+        })
+        .map(|sh| {
+            let start = sh.sh_addr.wrapping_add(load_bias);
+            (start, start.wrapping_add(sh.sh_size))
+        })
+        .collect();
     Ok(Some(PythonBinary {
         path: path.into(),
         load_bias,
         symbols,
         version_string,
+        data_ranges,
     }))
 }
 

@@ -127,6 +127,8 @@ pub struct ThreadLayout {
     pub size: u64,
     /// `next`.
     pub next: u64,
+    /// `interp`: the thread state's interpreter, which must point back to the list's owner.
+    pub interp: u64,
     /// `thread_id`.
     pub thread_id: u64,
     /// `native_thread_id` (3.8+).
@@ -301,6 +303,7 @@ impl Layout {
         let thread = ThreadLayout {
             size: need("tstate_size")?,
             next: need("tstate_next")?,
+            interp: need("tstate_interp")?,
             thread_id: need("tstate_thread_id")?,
             // 3.11+ record the kernel's thread id; older versions need it found another way.
             native_thread_id: if at_least(3, 11) {

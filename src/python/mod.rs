@@ -49,26 +49,112 @@ pub struct ThreadStack {
     pub frames: Vec<Frame>,
 }
 
+/// How [`Interpreter::attach_with`] finds the interpreter's root structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttachOptions {
+    /// Search the binary's writable data even when `_PyRuntime` / `interp_head` symbols exist
+    /// (what happens anyway for stripped or embedded interpreters without them).
+    pub ignore_root_symbols: bool,
+}
+
+/// The most bytes of writable data searched for the interpreter's root.
+const MAX_SCAN: u64 = 64 << 20;
+
 impl Interpreter {
     /// Finds the interpreter in `process` and prepares to sample it.
     pub fn attach(process: &Process) -> Result<Interpreter> {
+        Self::attach_with(process, AttachOptions::default())
+    }
+
+    /// [`Interpreter::attach`] with options.
+    pub fn attach_with(process: &Process, options: AttachOptions) -> Result<Interpreter> {
         let maps = process.maps()?;
         let binary = binary::locate(process, &maps)?;
         let version = read_version(process, &binary)?;
         Layout::check_supported(version)?;
         // 3.7+ keep everything under `_PyRuntime`; 2.7 and 3.6 start from `interp_head`.
-        let runtime = binary
+        let symbol = binary
             .symbol("_PyRuntime")
             .or_else(|| binary.symbol("interp_head"))
-            .map(RemoteAddr)
-            .ok_or_else(|| Error::InterpreterNotFound {
-                pid: process.pid(),
-                binary: binary.path.clone(),
-                reason: "it has neither a _PyRuntime nor an interp_head symbol".into(),
-            })?;
-        let mut interp = Interpreter::from_memory(process, version, runtime)?;
+            .filter(|_| !options.ignore_root_symbols);
+        let mut interp = match symbol {
+            Some(runtime) => Interpreter::from_memory(process, version, RemoteAddr(runtime))?,
+            None => Self::scan(process, &binary, &maps, version)?,
+        };
         interp.binary_path = binary.path;
         Ok(interp)
+    }
+
+    /// Finds the root without symbols: in the binary's writable data, the address whose
+    /// interpreter list validates (the first thread state's `interp` points back to the
+    /// interpreter). 3.13+ runtimes also start with the `_Py_DebugOffsets` cookie.
+    fn scan(
+        process: &Process,
+        binary: &PythonBinary,
+        maps: &[crate::process::maps::MapRange],
+        version: PyVersion,
+    ) -> Result<Interpreter> {
+        let not_found = |reason: String| Error::InterpreterNotFound {
+            pid: process.pid(),
+            binary: binary.path.clone(),
+            reason,
+        };
+        let writable = |addr: u64| {
+            addr != 0 && addr % 8 == 0 && maps.iter().any(|m| m.writable() && m.contains(addr))
+        };
+        let table = offsets::table_for(version)?.ok_or_else(|| Error::UnsupportedVersion {
+            found: version.to_string(),
+            supported: layout::supported_range(),
+        })?;
+        let plain_layout = if table.has_section(debug_offsets::SECTION) {
+            None
+        } else {
+            Some(Layout::new(version, &table, None)?)
+        };
+        let mut scanned = 0u64;
+        for &(start, end) in &binary.data_ranges {
+            let len = end
+                .saturating_sub(start)
+                .min(MAX_SCAN - scanned.min(MAX_SCAN));
+            let Ok(data) = process.read_vec(RemoteAddr(start), len as usize) else {
+                continue;
+            };
+            scanned += len;
+            for at in (0..data.len().saturating_sub(8)).step_by(8) {
+                let candidate = RemoteAddr(start + at as u64);
+                let found = match &plain_layout {
+                    // 3.13+: the runtime starts with the cookie; its own offsets do the rest.
+                    None => {
+                        if &data[at..at + 8] != debug_offsets::COOKIE {
+                            continue;
+                        }
+                        Interpreter::from_memory(process, version, candidate).ok()
+                    }
+                    Some(layout) => {
+                        let head_at = at + layout.runtime_interpreters_head as usize;
+                        let Some(head) = data.get(head_at..head_at + 8) else {
+                            continue;
+                        };
+                        let interp = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+                        if !writable(interp) || !validates(process, layout, RemoteAddr(interp)) {
+                            continue;
+                        }
+                        Interpreter::from_memory(process, version, candidate).ok()
+                    }
+                };
+                // Pointer checks alone can be fooled (in 2.7 a thread state and its interpreter
+                // point at each other at the same offsets): the root must give real stacks.
+                if let Some(found) = found.filter(|i| i.clone_view().has_python_frames(process)) {
+                    log::info!("found the interpreter root at {candidate} by scanning");
+                    return Ok(found);
+                }
+            }
+        }
+        Err(not_found(format!(
+            "it has no _PyRuntime or interp_head symbol, and {} KiB of its writable data \
+             (.PyRuntime, .data, .bss) hold no valid interpreter list",
+            scanned / 1024
+        )))
     }
 
     /// Builds the interpreter view from memory alone, given the version and `_PyRuntime`'s
@@ -91,6 +177,23 @@ impl Interpreter {
             binary_path: String::new(),
             cache: CodeCache::default(),
         })
+    }
+
+    /// A fresh view of the same interpreter (an empty code cache).
+    fn clone_view(&self) -> Interpreter {
+        Interpreter {
+            version: self.version,
+            layout: self.layout.clone(),
+            runtime: self.runtime,
+            binary_path: self.binary_path.clone(),
+            cache: CodeCache::default(),
+        }
+    }
+
+    /// True when some thread's stack walks to at least one code object.
+    fn has_python_frames(&mut self, mem: &dyn ReadMemory) -> bool {
+        self.stacks(mem, 64)
+            .is_ok_and(|stacks| stacks.iter().any(|s| !s.frames.is_empty()))
     }
 
     /// Every thread state of every interpreter. Fails with [`Error::NotInitialised`] when the
@@ -131,6 +234,21 @@ impl Interpreter {
         }
         Ok(out)
     }
+}
+
+/// True when `interp` looks like an interpreter state: its first thread state points back.
+fn validates(mem: &dyn ReadMemory, layout: &Layout, interp: RemoteAddr) -> bool {
+    let Ok(tstate) = interp
+        .offset(layout.interp_threads_head)
+        .and_then(|a| mem.read_addr(a))
+    else {
+        return false;
+    };
+    !tstate.is_null()
+        && tstate
+            .offset(layout.thread.interp)
+            .and_then(|a| mem.read_addr(a))
+            .is_ok_and(|back| back == interp)
 }
 
 /// The interpreter's version: `Py_Version` (3.11+) from the target's memory, else the version

@@ -445,3 +445,83 @@ fn legacy_line_tables_decode_as_cpython_does() {
         assert!(checked > 10_000, "only {checked} instructions checked");
     });
 }
+
+/// The innermost frame names of the main thread, read through the library.
+fn main_thread_names(interp: &mut sampler::python::Interpreter, pid: u32) -> Vec<String> {
+    let process = sampler::process::Process::attach(pid).unwrap();
+    let stacks = interp.stacks(&process, 100).unwrap();
+    let main = stacks
+        .iter()
+        .find(|s| s.frames.iter().any(|f| &*f.name == "leaf"))
+        .expect("the thread running leaf()");
+    main.frames.iter().map(|f| f.name.to_string()).collect()
+}
+
+#[test]
+fn the_interpreter_is_found_without_root_symbols() {
+    use sampler::python::{AttachOptions, Interpreter};
+    for_each_python(|py| {
+        let target = Target::start(py, "chain.py", &[]);
+        let process = sampler::process::Process::attach(target.pid).unwrap();
+        let by_symbol = Interpreter::attach(&process).unwrap();
+        let options = AttachOptions {
+            ignore_root_symbols: true,
+        };
+        let mut by_scan = Interpreter::attach_with(&process, options).unwrap();
+        assert_eq!(by_scan.runtime, by_symbol.runtime, "the same root is found");
+        let names = main_thread_names(&mut by_scan, target.pid);
+        assert_eq!(names.first().map(String::as_str), Some("leaf"), "{names:?}");
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("<module>"),
+            "{names:?}"
+        );
+    });
+}
+
+#[test]
+fn a_stripped_libpython_is_found_by_scanning() {
+    // 2.7 keeps its root in a static variable that only .symtab names; strip removes it.
+    let Some(py) = pythons().into_iter().find(|p| p.version.0 == 2) else {
+        return;
+    };
+    let lib = py.path.parent().unwrap().join("../lib/libpython2.7.so.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let stripped = dir.path().join("libpython2.7.so.1.0");
+    std::fs::copy(&lib, &stripped).unwrap();
+    let status = std::process::Command::new("strip")
+        .arg(&stripped)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = std::process::Command::new(&py.path)
+        .arg(script("chain.py"))
+        .env("LD_LIBRARY_PATH", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first.trim(), "ready");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap();
+    assert!(
+        maps.contains(stripped.to_str().unwrap()),
+        "runs on the stripped copy"
+    );
+    let out = run_sampler(&["dump", "--pid", &child.id().to_string()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        shown.contains(&format!(
+            "    leaf (chain.py:{})",
+            marker_line("chain.py", "leaf")
+        )),
+        "{shown}"
+    );
+}
