@@ -525,3 +525,45 @@ fn a_stripped_libpython_is_found_by_scanning() {
         "{shown}"
     );
 }
+
+#[test]
+fn os_thread_ids_match_what_each_thread_reports() {
+    for_each_python(|py| {
+        let target = Target::start(py, "thread_ids.py", &[]);
+        let line = target.wait_for_line("ids ", Duration::from_secs(10));
+        let mut reported: Vec<(u64, u64)> = line
+            .trim_start_matches("ids ")
+            .split_whitespace()
+            .map(|pair| {
+                let (ident, tid) = pair.split_once(':').unwrap();
+                (ident.parse().unwrap(), tid.parse().unwrap())
+            })
+            .collect();
+        reported.sort();
+        let dump = dump_json(target.pid, &[]);
+        let mut seen: Vec<(u64, u64)> = dump["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let tid = t["os_thread_id"].as_u64();
+                let id = t["thread_id"].as_u64().unwrap();
+                (
+                    id,
+                    tid.unwrap_or_else(|| panic!("no OS id for thread {id:#x}")),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, reported);
+    });
+}
+
+#[test]
+fn the_matrix_holds_all_thirteen_interpreters() {
+    let labels: Vec<String> = pythons().iter().map(|p| p.label.clone()).collect();
+    eprintln!("interpreters: {labels:?}");
+    if crate::support::in_ci() {
+        assert_eq!(labels.len(), 13, "{labels:?}");
+    }
+}
