@@ -8,7 +8,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use goblin::elf::{header, program_header, section_header, Elf};
+use goblin::container::Ctx;
+use goblin::elf::program_header::ProgramHeader;
+use goblin::elf::section_header::SectionHeader;
+use goblin::elf::{header, program_header, section_header, Elf, Symtab};
+use goblin::strtab::Strtab;
 
 use crate::error::{Error, Result};
 use crate::process::maps::MapRange;
@@ -75,10 +79,10 @@ pub fn locate(process: &Process, maps: &[MapRange]) -> Result<PythonBinary> {
         .unwrap_or_default();
     for path in candidates(maps, &exe) {
         let file_path = process.file_path(&path);
-        let Ok(bytes) = std::fs::read(&file_path) else {
+        let Ok(file) = std::fs::File::open(&file_path) else {
             continue;
         };
-        match inspect(&path, &bytes, maps) {
+        match inspect(&path, &file, maps) {
             Ok(Some(found)) => {
                 log::debug!("interpreter found in {path} (bias {:#x})", found.load_bias);
                 return Ok(found);
@@ -126,22 +130,162 @@ fn candidates(maps: &[MapRange], exe: &str) -> Vec<String> {
     seen
 }
 
-/// Parses one file; `Ok(None)` when it is a fine ELF file without the interpreter.
-pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<PythonBinary>> {
-    let elf = Elf::parse(bytes).map_err(|e| Error::Binary {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+/// Positioned reads from an ELF file, so that only the parts needed are read (a `libpython`
+/// is tens of megabytes; its headers and symbol tables are a small part of it).
+pub trait ElfSource {
+    /// `len` bytes at `offset`, or `None` past the end.
+    fn bytes_at(&self, offset: u64, len: u64) -> Option<Vec<u8>>;
+}
+
+impl ElfSource for std::fs::File {
+    fn bytes_at(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; usize::try_from(len).ok().filter(|l| *l <= MAX_SECTION)?];
+        self.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+}
+
+impl ElfSource for &[u8] {
+    fn bytes_at(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.get(start..end).map(<[u8]>::to_vec)
+    }
+}
+
+/// The largest section we read (a symbol table or `.rodata`).
+const MAX_SECTION: usize = 256 << 20;
+
+/// An ELF file's headers, read piece by piece.
+struct ElfFile<'a> {
+    source: &'a dyn ElfSource,
+    header: goblin::elf::Header,
+    ctx: Ctx,
+    sections: Vec<SectionHeader>,
+    section_names: Vec<u8>,
+}
+
+impl<'a> ElfFile<'a> {
+    fn open(path: &str, source: &'a dyn ElfSource) -> Result<ElfFile<'a>> {
+        let bad = |reason: String| Error::Binary {
+            path: path.into(),
+            reason,
+        };
+        let head = source
+            .bytes_at(0, 64)
+            .ok_or_else(|| bad("shorter than an ELF header".into()))?;
+        let header = Elf::parse_header(&head).map_err(|e| bad(e.to_string()))?;
+        let ctx = Ctx::new(
+            header.container().map_err(|e| bad(e.to_string()))?,
+            header.endianness().map_err(|e| bad(e.to_string()))?,
+        );
+        // No section headers (offset or count 0): no symbols, which is not an error.
+        let sections = if header.e_shoff == 0 || header.e_shnum == 0 {
+            Vec::new()
+        } else {
+            let table = source
+                .bytes_at(
+                    header.e_shoff,
+                    u64::from(header.e_shnum) * u64::from(header.e_shentsize),
+                )
+                .ok_or_else(|| bad("section headers past the end".into()))?;
+            SectionHeader::parse_from(&table, 0, usize::from(header.e_shnum), ctx)
+                .map_err(|e| bad(e.to_string()))?
+        };
+        let mut file = ElfFile {
+            source,
+            header,
+            ctx,
+            sections,
+            section_names: Vec::new(),
+        };
+        if let Some(names) = file.sections.get(usize::from(header.e_shstrndx)) {
+            file.section_names = file.contents(names).unwrap_or_default();
+        }
+        Ok(file)
+    }
+
+    fn program_headers(&self) -> Vec<ProgramHeader> {
+        let h = &self.header;
+        self.source
+            .bytes_at(h.e_phoff, u64::from(h.e_phnum) * u64::from(h.e_phentsize))
+            .and_then(|b| ProgramHeader::parse(&b, 0, usize::from(h.e_phnum), self.ctx).ok())
+            .unwrap_or_default()
+    }
+
+    fn contents(&self, section: &SectionHeader) -> Option<Vec<u8>> {
+        if section.sh_type == section_header::SHT_NOBITS {
+            return None;
+        }
+        self.source.bytes_at(section.sh_offset, section.sh_size)
+    }
+
+    fn name(&self, section: &SectionHeader) -> Option<&str> {
+        let names = Strtab::parse(&self.section_names, 0, self.section_names.len(), 0).ok()?;
+        let name = names.get_at(section.sh_name)?;
+        // Borrow from our own buffer rather than the temporary table.
+        let start = section.sh_name;
+        std::str::from_utf8(self.section_names.get(start..start + name.len())?).ok()
+    }
+
+    fn section(&self, name: &str) -> Option<&SectionHeader> {
+        self.sections.iter().find(|s| self.name(s) == Some(name))
+    }
+
+    /// Adds the [`WANTED`] symbols defined in every symbol table of kind `kind`.
+    fn collect_symbols(&self, kind: u32, out: &mut HashMap<&'static str, u64>) {
+        for table in self.sections.iter().filter(|s| s.sh_type == kind) {
+            let Some(strings) = self.sections.get(table.sh_link as usize) else {
+                continue;
+            };
+            let (Some(syms), Some(strs)) = (self.contents(table), self.contents(strings)) else {
+                continue;
+            };
+            let count = (table.sh_size / table.sh_entsize.max(1)) as usize;
+            let (Ok(symtab), Ok(strtab)) = (
+                Symtab::parse(&syms, 0, count, self.ctx),
+                Strtab::parse(&strs, 0, strs.len(), 0),
+            ) else {
+                continue;
+            };
+            for sym in symtab.iter() {
+                if sym.st_shndx == section_header::SHN_UNDEF as usize || sym.st_value == 0 {
+                    continue;
+                }
+                let Some(name) = strtab.get_at(sym.st_name) else {
+                    continue;
+                };
+                if let Some(wanted) = WANTED.iter().find(|w| **w == name) {
+                    out.entry(*wanted).or_insert(sym.st_value);
+                }
+            }
+        }
+    }
+}
+
+/// Inspects one file; `Ok(None)` when it is a fine ELF file without the interpreter.
+pub fn inspect(
+    path: &str,
+    source: &dyn ElfSource,
+    maps: &[MapRange],
+) -> Result<Option<PythonBinary>> {
+    let elf = ElfFile::open(path, source)?;
     let mut raw = HashMap::new();
-    collect_symbols(&elf, &elf.dynsyms, &elf.dynstrtab, &mut raw);
-    collect_symbols(&elf, &elf.syms, &elf.strtab, &mut raw);
+    elf.collect_symbols(section_header::SHT_DYNSYM, &mut raw);
+    // The full symbol table is large: read it only when the exported symbols lack the root
+    // (2.7 and 3.6 keep `interp_head` static) or the proof that this is Python.
+    let has_root = raw.contains_key("_PyRuntime") || raw.contains_key("interp_head");
+    if !has_root || !PROOF.iter().any(|p| raw.contains_key(p)) {
+        elf.collect_symbols(section_header::SHT_SYMTAB, &mut raw);
+    }
     if !PROOF.iter().any(|p| raw.contains_key(p)) {
         return Ok(None);
     }
     let is_dyn = elf.header.e_type == header::ET_DYN;
     let load_bias = if is_dyn {
         let first_load = elf
-            .program_headers
+            .program_headers()
             .iter()
             .filter(|ph| ph.p_type == program_header::PT_LOAD)
             .map(|ph| ph.p_vaddr - ph.p_offset.min(ph.p_vaddr))
@@ -167,19 +311,18 @@ pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<Pyt
     let version_string = if symbols.contains_key("Py_Version") {
         None
     } else {
-        find_version_string(&elf, bytes, PyVersion::from_file_name(path))
+        elf.section(".rodata")
+            .and_then(|s| elf.contents(s))
+            .and_then(|data| version_in(&data, PyVersion::from_file_name(path)))
     };
     let data_ranges = elf
-        .section_headers
+        .sections
         .iter()
         .filter(|sh| {
             sh.sh_flags & u64::from(section_header::SHF_WRITE) != 0
                 && sh.sh_flags & u64::from(section_header::SHF_ALLOC) != 0
                 && sh.sh_size > 0
-                && matches!(
-                    elf.shdr_strtab.get_at(sh.sh_name),
-                    Some(".PyRuntime" | ".data" | ".bss")
-                )
+                && matches!(elf.name(sh), Some(".PyRuntime" | ".data" | ".bss"))
         })
         .map(|sh| {
             let start = sh.sh_addr.wrapping_add(load_bias);
@@ -193,19 +336,6 @@ pub fn inspect(path: &str, bytes: &[u8], maps: &[MapRange]) -> Result<Option<Pyt
         version_string,
         data_ranges,
     }))
-}
-
-/// Finds the interpreter's `PY_VERSION` string (`"3.9.18"`, a NUL-terminated literal) in the
-/// file's `.rodata`. When the file name tells the minor release, only strings of that release
-/// count, which rules out the version strings of bundled libraries.
-fn find_version_string(elf: &Elf<'_>, bytes: &[u8], hint: Option<PyVersion>) -> Option<PyVersion> {
-    let rodata = elf.section_headers.iter().find(|sh| {
-        elf.shdr_strtab.get_at(sh.sh_name) == Some(".rodata")
-            && sh.sh_type != section_header::SHT_NOBITS
-    })?;
-    let start = usize::try_from(rodata.sh_offset).ok()?;
-    let data = bytes.get(start..start.checked_add(usize::try_from(rodata.sh_size).ok()?)?)?;
-    version_in(data, hint)
 }
 
 /// The interpreter's version among the `X.Y.Z` strings in `data`. The linker may merge the
@@ -243,26 +373,6 @@ fn version_in(data: &[u8], hint: Option<PyVersion>) -> Option<PyVersion> {
     // The most frequent candidate; among equals, the first found.
     let best = counts.iter().map(|(_, n)| *n).max()?;
     counts.into_iter().find(|(_, n)| *n == best).map(|(v, _)| v)
-}
-
-fn collect_symbols(
-    elf: &Elf<'_>,
-    syms: &goblin::elf::Symtab<'_>,
-    strtab: &goblin::strtab::Strtab<'_>,
-    out: &mut HashMap<&'static str, u64>,
-) {
-    let _ = elf;
-    for sym in syms.iter() {
-        if sym.st_shndx == section_header::SHN_UNDEF as usize || sym.st_value == 0 {
-            continue;
-        }
-        let Some(name) = strtab.get_at(sym.st_name) else {
-            continue;
-        };
-        if let Some(wanted) = WANTED.iter().find(|w| **w == name) {
-            out.entry(*wanted).or_insert(sym.st_value);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -315,9 +425,10 @@ mod tests {
     #[test]
     fn a_file_without_interpreter_symbols_is_not_python() {
         let me = std::env::current_exe().unwrap();
-        let bytes = std::fs::read(&me).unwrap();
+        let file = std::fs::File::open(&me).unwrap();
         let path = me.to_string_lossy().into_owned();
-        assert!(inspect(&path, &bytes, &[]).unwrap().is_none());
-        assert!(inspect("junk", b"not an elf file at all", &[]).is_err());
+        assert!(inspect(&path, &file, &[]).unwrap().is_none());
+        assert!(inspect("junk", &&b"not an elf file at all"[..], &[]).is_err());
+        assert!(inspect("short", &&b"\x7fELF"[..], &[]).is_err());
     }
 }

@@ -5,11 +5,12 @@ The stack a profiler must see: <module> -> N x recurse, innermost spinning.
 import sys
 import time
 
+import ready
+
 
 def recurse(n):
     if n <= 1:
-        sys.stdout.write("ready\n")
-        sys.stdout.flush()
+        ready.announce_when_at("bottom")
         while True: time.sleep(0)  # line: bottom
     return recurse(n - 1)  # line: recurse
 

@@ -1,9 +1,13 @@
 """Several threads with known stacks: two busy workers, one sleeping, and the main thread
 blocked in join(). Prints `ready` only once the interpreter itself reports every worker at its
-marked line (sys._current_frames), so tests never race the start-up."""
+marked line and the main thread settled in join() (see ready.py), so tests never race the
+start-up. The announcing thread may still be exiting when a test looks: it is named
+`ready-watcher` and its innermost function is `watch`."""
 import sys
 import threading
 import time
+
+import ready
 
 
 def busy_one():  # line: def_busy_one
@@ -32,6 +36,5 @@ while True:
     if all(w.ident in frames and at_marker(frames[w.ident], w.name) for w in workers):
         break
     time.sleep(0.01)
-sys.stdout.write("ready\n")
-sys.stdout.flush()
+ready.announce_when_at("main")
 workers[2].join()  # line: main

@@ -4,6 +4,8 @@ file name; the strings in the frames are byte strings in the file's encoding."""
 import sys
 import time
 
+import ready
+
 
 class Omega:
     def method(self):
@@ -11,8 +13,7 @@ class Omega:
 
 
 def inner_most():
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    ready.announce_when_at("inner")
     while True: time.sleep(0)  # line: inner
 
 

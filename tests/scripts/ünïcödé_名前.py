@@ -3,6 +3,8 @@
 import sys
 import time
 
+import ready
+
 
 class Ωmega:
     def méthode_λ(self):
@@ -10,8 +12,7 @@ class Ωmega:
 
 
 def 関数_深い():
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    ready.announce_when_at("inner")
     while True: time.sleep(0)  # line: inner
 
 
