@@ -24,9 +24,7 @@ const WANTED: &[&str] = &[
     "_PyRuntime",
     "Py_Version",
     "interp_head",
-    "_PyThreadState_Current",
     "PyEval_SaveThread",
-    "Py_GetVersion",
 ];
 
 /// Symbols that prove a file contains the interpreter when it defines one of them.

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`sampler dump | head`) is not an error worth a message.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));
@@ -43,6 +45,16 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The ways out of a refused ptrace or memory read, naming the Yama setting only where the
@@ -83,9 +95,11 @@ fn hint(err: &Error) -> Option<String> {
                 .into()
         }
         Error::ProcessGone(_) => "the target exited; nothing was left to sample".into(),
-        Error::CommandExited(_) => "the command after `--` must run a CPython 3.11+ program \
-             (for example `python3 app.py`) and live long enough to be sampled"
-            .into(),
+        Error::CommandExited(_) => format!(
+            "the command after `--` must run a Python program ({}), for example \
+             `python3 app.py`, and live long enough to be sampled",
+            sampler::python::layout::supported_range()
+        ),
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
-//! Walk one thread's chain of interpreter frames (3.11+), innermost first.
+//! Walk one thread's frames, innermost first, in the version's frame model: frame objects
+//! chained by `f_back` up to 3.10, interpreter frames from 3.11.
 //!
-//! Frames mostly live in the thread's data stack, a contiguous chunk; when the layout says where
+//! 3.11+ frames mostly live in the thread's data stack, a contiguous chunk; when the layout says where
 //! it is, the part in use is read in one go and frames inside it are decoded from that copy.
 //! Frames elsewhere (generators, older chunks) are read one by one. Shim frames (C-stack entry
 //! frames, the interpreter's base frame) and frames whose executable is not a code object are

@@ -131,19 +131,13 @@ pub struct ThreadLayout {
     pub interp: u64,
     /// `thread_id`.
     pub thread_id: u64,
-    /// `native_thread_id` (3.8+).
+    /// `native_thread_id` (3.11+; older versions are mapped through glibc, see
+    /// [`crate::process::pthread`]).
     pub native_thread_id: Option<u64>,
     /// Where the innermost frame hangs.
     pub root: FrameRoot,
     /// `datastack_chunk` and `datastack_top`, when known, for reading frames in one go.
     pub datastack: Option<(u64, u64)>,
-}
-
-impl ThreadLayout {
-    /// The `native_thread_id` offset, when the version has one (3.8+).
-    pub fn native_id(&self) -> Option<u64> {
-        self.native_thread_id
-    }
 }
 
 /// `_PyInterpreterFrame` fields.

@@ -59,6 +59,10 @@ pub struct AttachOptions {
 
 /// The most bytes of writable data searched for the interpreter's root.
 const MAX_SCAN: u64 = 64 << 20;
+/// Bytes read at a time while searching.
+const SCAN_CHUNK: u64 = 4 << 20;
+/// How far consecutive chunks overlap (more than any root field's offset).
+const SCAN_OVERLAP: u64 = 4096;
 
 impl Interpreter {
     /// Finds the interpreter in `process` and prepares to sample it.
@@ -113,41 +117,29 @@ impl Interpreter {
         };
         let mut scanned = 0u64;
         for &(start, end) in &binary.data_ranges {
-            let len = end
-                .saturating_sub(start)
-                .min(MAX_SCAN - scanned.min(MAX_SCAN));
-            let Ok(data) = process.read_vec(RemoteAddr(start), len as usize) else {
-                continue;
-            };
-            scanned += len;
-            for at in (0..data.len().saturating_sub(8)).step_by(8) {
-                let candidate = RemoteAddr(start + at as u64);
-                let found = match &plain_layout {
-                    // 3.13+: the runtime starts with the cookie; its own offsets do the rest.
-                    None => {
-                        if &data[at..at + 8] != debug_offsets::COOKIE {
-                            continue;
-                        }
-                        Interpreter::from_memory(process, version, candidate).ok()
-                    }
-                    Some(layout) => {
-                        let head_at = at + layout.runtime_interpreters_head as usize;
-                        let Some(head) = data.get(head_at..head_at + 8) else {
-                            continue;
-                        };
-                        let interp = u64::from_le_bytes(head.try_into().expect("8 bytes"));
-                        if !writable(interp) || !validates(process, layout, RemoteAddr(interp)) {
-                            continue;
-                        }
-                        Interpreter::from_memory(process, version, candidate).ok()
-                    }
+            // Read in chunks that overlap by more than the head field's reach, so no candidate
+            // is lost at a chunk boundary.
+            let mut chunk_start = start;
+            while chunk_start < end && scanned < MAX_SCAN {
+                let len = (end - chunk_start).min(SCAN_CHUNK);
+                let Ok(data) = process.read_vec(RemoteAddr(chunk_start), len as usize) else {
+                    break;
                 };
-                // Pointer checks alone can be fooled (in 2.7 a thread state and its interpreter
-                // point at each other at the same offsets): the root must give real stacks.
-                if let Some(found) = found.filter(|i| i.clone_view().has_python_frames(process)) {
-                    log::info!("found the interpreter root at {candidate} by scanning");
+                scanned += len;
+                if let Some(found) = Self::scan_chunk(
+                    process,
+                    version,
+                    &plain_layout,
+                    &data,
+                    chunk_start,
+                    &writable,
+                ) {
                     return Ok(found);
                 }
+                if chunk_start + len >= end {
+                    break;
+                }
+                chunk_start += len - SCAN_OVERLAP;
             }
         }
         Err(not_found(format!(
@@ -177,6 +169,47 @@ impl Interpreter {
             binary_path: String::new(),
             cache: CodeCache::default(),
         })
+    }
+
+    /// Searches one chunk of writable data that starts at `base` for the interpreter's root.
+    fn scan_chunk(
+        process: &Process,
+        version: PyVersion,
+        plain_layout: &Option<Layout>,
+        data: &[u8],
+        base: u64,
+        writable: &dyn Fn(u64) -> bool,
+    ) -> Option<Interpreter> {
+        for at in (0..data.len().saturating_sub(8)).step_by(8) {
+            let candidate = RemoteAddr(base + at as u64);
+            let found = match plain_layout {
+                // 3.13+: the runtime starts with the cookie; its own offsets do the rest.
+                None => {
+                    if &data[at..at + 8] != debug_offsets::COOKIE {
+                        continue;
+                    }
+                    Interpreter::from_memory(process, version, candidate).ok()
+                }
+                Some(layout) => {
+                    let head_at = at + layout.runtime_interpreters_head as usize;
+                    let Some(head) = data.get(head_at..head_at + 8) else {
+                        continue;
+                    };
+                    let interp = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+                    if !writable(interp) || !validates(process, layout, RemoteAddr(interp)) {
+                        continue;
+                    }
+                    Interpreter::from_memory(process, version, candidate).ok()
+                }
+            };
+            // Pointer checks alone can be fooled (in 2.7 a thread state and its interpreter
+            // point at each other at the same offsets): the root must give real stacks.
+            if let Some(found) = found.filter(|i| i.clone_view().has_python_frames(process)) {
+                log::info!("found the interpreter root at {candidate} by scanning");
+                return Some(found);
+            }
+        }
+        None
     }
 
     /// A fresh view of the same interpreter (an empty code cache).
@@ -264,9 +297,18 @@ fn read_version(process: &Process, binary: &PythonBinary) -> Result<PyVersion> {
         return Ok(version);
     }
     Err(match PyVersion::from_file_name(&binary.path) {
-        Some(v) => Error::UnsupportedVersion {
+        Some(v) if Layout::check_supported(v).is_err() => Error::UnsupportedVersion {
             found: format!("{}.{}", v.major, v.minor),
             supported: layout::supported_range(),
+        },
+        Some(v) => Error::InterpreterNotFound {
+            pid: process.pid(),
+            binary: binary.path.clone(),
+            reason: format!(
+                "it looks like Python {}.{} but neither Py_Version nor a version string \
+                 tells which release",
+                v.major, v.minor
+            ),
         },
         None => Error::InterpreterNotFound {
             pid: process.pid(),

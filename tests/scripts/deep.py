@@ -6,12 +6,13 @@ spins on one line until killed or until SECONDS have passed.
 import sys
 import time
 
+import ready
+
 
 def recurse(depth, deadline):
     if depth > 1:
         return recurse(depth - 1, deadline)  # line: recurse
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    ready.announce_when_at("bottom")
     while time.time() < deadline: pass  # line: bottom
     return 0
 

@@ -7,7 +7,8 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// One interpreter of the matrix in `../shared/pythons.md` (13 of them).
+/// One interpreter of the test matrix (13 of them: pyenv 2.7 and 3.6–3.13, Debian's 3.11, and
+/// Debian sid's 3.13–3.15 from `.ci/install-pythons.sh`).
 #[derive(Debug, Clone)]
 pub struct Python {
     /// A short label for messages: `pyenv-3.12`, `debian-3.11`, `sid-3.14`.
