@@ -17,8 +17,12 @@ def inner_most():
     while True: time.sleep(0)  # line: inner
 
 
+def cafe():
+    return Omega().method()  # line: latin1
+
+
 def outer():
-    return Omega().method()  # line: outer
+    return cafe()  # line: outer
 
 
 outer()  # line: module

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Non-ASCII function, class and file names (Latin-1, BMP and astral characters)."""
+"""Non-ASCII function, class and file names: Latin-1 only (1 byte a character), BMP (2 bytes)
+and astral (4 bytes) characters."""
 import sys
 import time
 
@@ -16,8 +17,13 @@ def 関数_深い():
     while True: time.sleep(0)  # line: inner
 
 
+def café():
+    # Latin-1 only: a 1-byte-per-character string that is not ASCII.
+    return Ωmega().méthode_λ()  # line: latin1
+
+
 def émoji_𠀋():
-    return Ωmega().méthode_λ()  # line: outer
+    return café()  # line: outer
 
 
 émoji_𠀋()  # line: module

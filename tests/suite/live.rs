@@ -120,12 +120,12 @@ fn non_ascii_function_class_and_file_names_survive() {
         let (file, names) = if py.version.0 == 2 {
             (
                 "ünïcödé_py2_名前.py",
-                ["inner_most", "Omega.method", "outer"],
+                ["inner_most", "Omega.method", "cafe", "outer"],
             )
         } else {
             (
                 "ünïcödé_名前.py",
-                ["関数_深い", "Ωmega.méthode_λ", "émoji_𠀋"],
+                ["関数_深い", "Ωmega.méthode_λ", "café", "émoji_𠀋"],
             )
         };
         let target = Target::start(py, file, &[]);
@@ -136,7 +136,8 @@ fn non_ascii_function_class_and_file_names_survive() {
             vec![
                 format!("{} ({file}:{})", names[0], line("inner")),
                 format!("{} ({file}:{})", py.shown_name(names[1]), line("method")),
-                format!("{} ({file}:{})", names[2], line("outer")),
+                format!("{} ({file}:{})", names[2], line("latin1")),
+                format!("{} ({file}:{})", names[3], line("outer")),
                 format!("<module> ({file}:{})", line("module")),
             ]
         );
