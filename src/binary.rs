@@ -24,6 +24,7 @@ const WANTED: &[&str] = &[
     "_PyRuntime",
     "Py_Version",
     "interp_head",
+    "_PyThreadState_Current",
     "PyEval_SaveThread",
 ];
 
@@ -32,6 +33,7 @@ const PROOF: &[&str] = &[
     "_PyRuntime",
     "Py_Version",
     "interp_head",
+    "_PyThreadState_Current",
     "PyEval_SaveThread",
 ];
 

@@ -55,6 +55,9 @@ struct RecordArgs {
     /// Include threads that are idle (sleeping or blocked) according to the OS.
     #[arg(short, long)]
     idle: bool,
+    /// Sample only the thread holding the GIL (each sample has at most one stack).
+    #[arg(short, long)]
+    gil: bool,
     /// Do not pause the target while reading it (lower overhead, stacks may be torn).
     #[arg(long)]
     nonblocking: bool,
@@ -124,6 +127,7 @@ impl Cli {
                     FrameStyle::Line
                 },
                 include_idle: a.idle,
+                gil_only: a.gil,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
             }),
@@ -194,6 +198,7 @@ mod tests {
             "raw",
             "-F",
             "-i",
+            "-g",
             "--nonblocking",
             "--full-filenames",
             "-o",
@@ -206,7 +211,7 @@ mod tests {
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
         assert_eq!(c.format, Format::Raw);
         assert_eq!(c.style, FrameStyle::Function);
-        assert!(c.include_idle && c.nonblocking && c.full_filenames);
+        assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
         assert_eq!(c.output.unwrap(), PathBuf::from("x.txt"));
     }
 }

@@ -31,6 +31,8 @@ pub struct RecordConfig {
     pub style: FrameStyle,
     /// Keep idle threads.
     pub include_idle: bool,
+    /// Keep only the thread holding the GIL.
+    pub gil_only: bool,
     /// Do not pause the target.
     pub nonblocking: bool,
     /// Keep file names whole.

@@ -54,8 +54,11 @@ pub struct ThreadSample {
     pub thread_id: u64,
     /// The kernel thread id, when the interpreter records it.
     pub os_thread_id: Option<u32>,
-    /// True when the OS reported the thread running (not sleeping or blocked).
+    /// True when the OS reported the thread running (not sleeping or blocked), or it held the
+    /// GIL.
     pub active: bool,
+    /// True when the thread held the GIL.
+    pub holds_gil: bool,
     /// The stack, innermost frame first.
     pub frames: Vec<Frame>,
 }

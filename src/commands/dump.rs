@@ -24,6 +24,7 @@ struct JsonThread {
     thread_id: u64,
     os_thread_id: Option<u32>,
     active: bool,
+    holds_gil: bool,
     frames: Vec<JsonFrame>,
 }
 
@@ -50,6 +51,7 @@ pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
             duration: None,
             nonblocking: config.nonblocking,
             include_idle: true,
+            gil_only: false,
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
             seed: crate::sampling::time_seed(),
@@ -86,7 +88,12 @@ fn write_text(
             .map(|t| t.to_string())
             .unwrap_or_else(|| format!("{:#x}", thread.thread_id));
         let state = if thread.active { "active" } else { "idle" };
-        writeln!(out, "Thread {tid} ({state})")?;
+        let gil = if thread.holds_gil {
+            ", holds the GIL"
+        } else {
+            ""
+        };
+        writeln!(out, "Thread {tid} ({state}{gil})")?;
         for frame in &thread.frames {
             let file = frame.display_filename();
             if frame.line == 0 || file.is_empty() {
@@ -116,6 +123,7 @@ fn write_json(
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
                 active: t.active,
+                holds_gil: t.holds_gil,
                 frames: t
                     .frames
                     .iter()

@@ -44,6 +44,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             duration: config.duration,
             nonblocking: config.nonblocking,
             include_idle: config.include_idle,
+            gil_only: config.gil_only,
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
             seed: crate::sampling::time_seed(),

@@ -150,6 +150,7 @@ mod tests {
                     thread_id: i as u64,
                     os_thread_id: None,
                     active: true,
+                    holds_gil: false,
                     frames,
                 })
                 .collect(),

@@ -111,6 +111,26 @@ pub struct FrameObjectLayout {
     pub lasti_bytes: i64,
 }
 
+/// Where the interpreter says which thread holds the GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GilHolder {
+    /// A variable holding the GIL holder's thread state (NULL when released): the
+    /// `_PyThreadState_Current` symbol (2.7, 3.6) or, at this offset in the runtime,
+    /// `_PyRuntime.gilstate.tstate_current` (3.7–3.11).
+    CurrentThread {
+        /// Offset in `_PyRuntime`; `None` for the `_PyThreadState_Current` symbol.
+        runtime_offset: Option<u64>,
+    },
+    /// 3.12+: each interpreter's GIL, at these offsets in `PyInterpreterState`: `locked`
+    /// (an int) and `last_holder` (the holder while locked).
+    InterpreterGil {
+        /// Offset of `_gil.locked`.
+        locked: u64,
+        /// Offset of `_gil.last_holder`.
+        holder: u64,
+    },
+}
+
 /// How names and file names are stored.
 #[derive(Debug, Clone)]
 pub enum NameStrings {
@@ -234,6 +254,8 @@ pub struct Layout {
     pub thread: ThreadLayout,
     /// Frames.
     pub frames: FrameModel,
+    /// Where the GIL's holder is recorded.
+    pub gil: GilHolder,
     /// Code objects.
     pub code: CodeLayout,
     /// Other objects.
@@ -414,6 +436,25 @@ impl Layout {
             bytes_data,
             names,
         };
+        let gil = if at_least(3, 12) {
+            let locked = match offsets.interp_gil_locked {
+                Some(at) => at,
+                None => need("interp_gil_struct")? + need("gil_locked")?,
+            };
+            let holder = match offsets.interp_gil_holder {
+                Some(at) => at,
+                None => need("interp_gil_struct")? + need("gil_last_holder")?,
+            };
+            GilHolder::InterpreterGil { locked, holder }
+        } else if at_least(3, 7) {
+            GilHolder::CurrentThread {
+                runtime_offset: Some(need("runtime_gil_tstate_current")?),
+            }
+        } else {
+            GilHolder::CurrentThread {
+                runtime_offset: None,
+            }
+        };
         let runtime_interpreters_head = if at_least(3, 7) {
             need("runtime_interpreters_head")?
         } else {
@@ -427,6 +468,7 @@ impl Layout {
             interp_threads_head: need("interp_threads_head")?,
             thread,
             frames,
+            gil,
             code,
             object,
         })

@@ -37,6 +37,9 @@ pub struct Interpreter {
     pub runtime: RemoteAddr,
     /// The file holding the interpreter, as the target maps it (empty when replaying).
     pub binary_path: String,
+    /// The variable naming the GIL holder's thread state, where the version has one
+    /// (see [`layout::GilHolder::CurrentThread`]); `None` when unknown.
+    pub gil_variable: Option<RemoteAddr>,
     cache: CodeCache,
 }
 
@@ -47,6 +50,8 @@ pub struct ThreadStack {
     pub thread: ThreadState,
     /// The frames (a truncation marker last when the depth cap was hit).
     pub frames: Vec<Frame>,
+    /// True when this thread held the GIL at the sample.
+    pub holds_gil: bool,
 }
 
 /// How [`Interpreter::attach_with`] finds the interpreter's root structure.
@@ -85,6 +90,10 @@ impl Interpreter {
             Some(runtime) => Interpreter::from_memory(process, version, RemoteAddr(runtime))?,
             None => Self::scan(process, &binary, &maps, version)?,
         };
+        if interp.gil_variable.is_none() {
+            // 2.7 and 3.6 name the holder in the `_PyThreadState_Current` variable.
+            interp.gil_variable = binary.symbol("_PyThreadState_Current").map(RemoteAddr);
+        }
         interp.binary_path = binary.path;
         Ok(interp)
     }
@@ -162,11 +171,18 @@ impl Interpreter {
         })?;
         let debug = DebugOffsets::read(mem, runtime, &table)?;
         let layout = Layout::new(version, &table, debug.as_ref())?;
+        let gil_variable = match layout.gil {
+            layout::GilHolder::CurrentThread {
+                runtime_offset: Some(offset),
+            } => Some(runtime.offset(offset)?),
+            _ => None,
+        };
         Ok(Interpreter {
             version,
             layout,
             runtime,
             binary_path: String::new(),
+            gil_variable,
             cache: CodeCache::default(),
         })
     }
@@ -219,6 +235,7 @@ impl Interpreter {
             layout: self.layout.clone(),
             runtime: self.runtime,
             binary_path: self.binary_path.clone(),
+            gil_variable: self.gil_variable,
             cache: CodeCache::default(),
         }
     }
@@ -242,9 +259,41 @@ impl Interpreter {
         Ok(all)
     }
 
+    /// The thread states holding a GIL (at most one per GIL; empty while it is released or
+    /// when the version's record of it is unknown).
+    pub fn gil_holders(&self, mem: &dyn ReadMemory) -> Result<Vec<RemoteAddr>> {
+        match self.layout.gil {
+            layout::GilHolder::CurrentThread { .. } => match self.gil_variable {
+                Some(var) => {
+                    let holder = mem.read_addr(var)?;
+                    Ok(if holder.is_null() {
+                        vec![]
+                    } else {
+                        vec![holder]
+                    })
+                }
+                None => Ok(vec![]),
+            },
+            layout::GilHolder::InterpreterGil { locked, holder } => {
+                let mut holders = Vec::new();
+                for interp in runtime::interpreters(mem, &self.layout, self.runtime)? {
+                    if mem.read_u32(interp.offset(locked)?)? != 0 {
+                        let h = mem.read_addr(interp.offset(holder)?)?;
+                        if !h.is_null() {
+                            holders.push(h);
+                        }
+                    }
+                }
+                Ok(holders)
+            }
+        }
+    }
+
     /// Reads every thread's stack.
     pub fn stacks(&mut self, mem: &dyn ReadMemory, max_depth: usize) -> Result<Vec<ThreadStack>> {
         let threads = self.threads(mem)?;
+        // The holder is extra information: if it cannot be read, the stacks still count.
+        let gil_holders = self.gil_holders(mem).unwrap_or_default();
         let mut out = Vec::with_capacity(threads.len());
         for thread in threads {
             let walk = frames::walk(mem, &self.layout, &mut self.cache, &thread, max_depth)?;
@@ -263,7 +312,12 @@ impl Interpreter {
             if walk.truncated {
                 frames.push(Frame::truncated(max_depth));
             }
-            out.push(ThreadStack { thread, frames });
+            let holds_gil = gil_holders.contains(&thread.addr);
+            out.push(ThreadStack {
+                thread,
+                frames,
+                holds_gil,
+            });
         }
         Ok(out)
     }

@@ -238,6 +238,18 @@ offsets! {
     state_compact_shift: "constants" ["STATE_COMPACT_SHIFT"];
     /// Bit position of `ascii`.
     state_ascii_shift: "constants" ["STATE_ASCII_SHIFT"];
+    /// `_PyRuntimeState.gilstate.tstate_current` (3.7–3.11): the thread state holding the GIL.
+    runtime_gil_tstate_current: "_PyRuntimeState" ["gilstate.tstate_current"];
+    /// `PyInterpreterState._gil` (3.12+): the interpreter's own GIL.
+    interp_gil_struct: "PyInterpreterState" ["_gil"];
+    /// `_gil_runtime_state.locked`.
+    gil_locked: "_gil_runtime_state" ["locked"];
+    /// `_gil_runtime_state.last_holder`.
+    gil_last_holder: "_gil_runtime_state" ["last_holder"];
+    /// `PyInterpreterState._gil.locked` as the debug offsets give it (3.13+).
+    interp_gil_locked: "PyInterpreterState" ["_gil.locked"] debug "interpreter_state.gil_runtime_state_locked";
+    /// `PyInterpreterState._gil.last_holder` as the debug offsets give it (3.13+).
+    interp_gil_holder: "PyInterpreterState" ["_gil.last_holder"] debug "interpreter_state.gil_runtime_state_holder";
     /// `FRAME_OWNED_BY_CSTACK` (3.12+): shim frames of C calls into Python.
     owner_cstack: "constants" ["FRAME_OWNED_BY_CSTACK"];
     /// `FRAME_OWNED_BY_INTERPRETER` (3.14+): the interpreter's own base frames.

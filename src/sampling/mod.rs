@@ -29,6 +29,8 @@ pub struct SamplerOptions {
     pub nonblocking: bool,
     /// Keep threads the OS reports idle.
     pub include_idle: bool,
+    /// Keep only the thread holding the GIL.
+    pub gil_only: bool,
     /// Keep file names whole instead of package-relative.
     pub full_filenames: bool,
     /// The depth cap.
@@ -129,11 +131,15 @@ impl Sampler {
         let native_ids = self.native_ids(&stacks, &os_threads);
         let mut threads = Vec::with_capacity(stacks.len());
         for (stack, native) in stacks.into_iter().zip(native_ids) {
-            let active = native
-                .and_then(|tid| os_threads.iter().find(|t| t.tid == tid))
-                .map(|t| t.running)
-                .unwrap_or(true);
-            if !active && !self.options.include_idle {
+            // The GIL's holder is running Python code whatever the scheduler said a moment ago.
+            let active = stack.holds_gil
+                || native
+                    .and_then(|tid| os_threads.iter().find(|t| t.tid == tid))
+                    .map(|t| t.running)
+                    .unwrap_or(true);
+            if (!active && !self.options.include_idle)
+                || (self.options.gil_only && !stack.holds_gil)
+            {
                 continue;
             }
             let mut frames = stack.frames;
@@ -146,6 +152,7 @@ impl Sampler {
                 thread_id: stack.thread.thread_id,
                 os_thread_id: native,
                 active,
+                holds_gil: stack.holds_gil,
                 frames,
             });
         }
