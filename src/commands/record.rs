@@ -9,7 +9,7 @@ use crate::commands::{command_line, open_target};
 use crate::config::{RecordConfig, Target};
 use crate::output::{write_atomically, StackCounts};
 use crate::python::frames::MAX_DEPTH;
-use crate::sampling::{Sampler, SamplerOptions, StopReason};
+use crate::sampling::{Sampler, SamplerOptions, Stats, StopReason};
 use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
@@ -52,10 +52,20 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     );
     let mut counts = StackCounts::new(config.style);
     let progress = Progress::new();
+    let mut said_behind = false;
     let (reason, stats) = sampler.run(
         &stop,
         &mut |sample| counts.add_sample(sample),
-        &mut |stats| progress.update(stats),
+        &mut |stats| {
+            progress.update(stats);
+            // Say once, while it happens, that the requested rate is out of reach.
+            if !said_behind && stats.elapsed >= Duration::from_secs(1) {
+                if let Some(message) = behind_message(stats, config.rate_hz) {
+                    progress.println(&message);
+                    said_behind = true;
+                }
+            }
+        },
     )?;
     progress.finish();
 
@@ -100,21 +110,30 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         );
     }
     // A few late ticks on a busy machine are normal; say so once the rate really suffers.
-    let due = stats.samples + stats.errors + stats.missed;
-    if stats.missed * 20 > due {
-        eprintln!(
-            "sampler: could not keep up with {} Hz: {} of {due} samples skipped \
-             ({:.0} Hz reached, up to {:.1} ms late); try a lower --rate",
-            config.rate_hz,
-            stats.missed,
-            (stats.samples + stats.errors) as f64 / stats.elapsed.as_secs_f64().max(1e-9),
-            stats.worst_lateness.as_secs_f64() * 1e3
-        );
+    if !said_behind {
+        if let Some(message) = behind_message(&stats, config.rate_hz) {
+            eprintln!("{message}");
+        }
     }
     if let Some(err) = stats.last_error.filter(|_| stats.errors > 0) {
         log::info!("last sampling error: {err}");
     }
     Ok(())
+}
+
+/// A note for the user when more than 5% of the ticks were skipped (a few late ticks on a busy
+/// machine are normal).
+fn behind_message(stats: &Stats, rate_hz: f64) -> Option<String> {
+    let due = stats.samples + stats.errors + stats.missed;
+    (stats.missed * 20 > due).then(|| {
+        format!(
+            "sampler: cannot keep up with {rate_hz} Hz: {} of {due} samples skipped so far \
+             ({:.0} Hz reached, up to {:.1} ms late); try a lower --rate",
+            stats.missed,
+            (stats.samples + stats.errors) as f64 / stats.elapsed.as_secs_f64().max(1e-9),
+            stats.worst_lateness.as_secs_f64() * 1e3
+        )
+    })
 }
 
 fn check_writable(path: &Path) -> crate::error::Result<()> {
@@ -158,6 +177,24 @@ fn process_name(command_line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn falling_behind_is_reported_past_five_percent_only() {
+        let stats = |samples, missed| Stats {
+            samples,
+            missed,
+            elapsed: Duration::from_secs(1),
+            worst_lateness: Duration::from_millis(3),
+            ..Stats::default()
+        };
+        assert_eq!(behind_message(&stats(960, 40), 1000.0), None);
+        let message = behind_message(&stats(900, 100), 1000.0).unwrap();
+        assert!(message.contains("100 of 1000 samples skipped"), "{message}");
+        assert!(
+            message.contains("900 Hz reached") && message.contains("3.0 ms late"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn default_names_come_from_the_script() {

@@ -33,6 +33,11 @@ impl Progress {
         ));
     }
 
+    /// Prints a line above the progress line (or plainly when there is no terminal).
+    pub fn println(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("{message}"));
+    }
+
     /// Removes the line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
