@@ -307,18 +307,30 @@ fn record_options_shape_the_output() {
             |stacks: &[(String, u64)], needle: &str| stacks.iter().any(|(s, _)| s.contains(needle));
         let busy = marker_line("threads.py", "busy_one");
 
+        let count = |stacks: &[(String, u64)], leaf: &str| -> u64 {
+            stacks
+                .iter()
+                .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
+                .map(|(_, c)| c)
+                .sum()
+        };
+        // Idle threads are left out. The sleeper wakes every 5 s and then briefly runs (and
+        // holds the GIL), so a sample or two of it is right; issue 4 measures the 1% target.
         let default = record("default.txt", &[]);
+        let busy_samples = count(&default, &format!("busy_one (threads.py:{busy})"));
+        // About 200 samples; two busy threads share the GIL, and the one waiting for it is
+        // asleep in the kernel, so each is active in roughly half of them.
+        assert!(busy_samples >= 40, "{default:?}");
         assert!(
-            has(&default, &format!("busy_one (threads.py:{busy})")),
-            "{default:?}"
-        );
-        assert!(
-            !has(&default, "sleeper"),
+            count(&default, "sleeper ") * 20 <= busy_samples,
             "idle threads are left out: {default:?}"
         );
 
         let idle = record("idle.txt", &["--idle"]);
-        assert!(has(&idle, "sleeper (threads.py:"), "{idle:?}");
+        assert!(
+            count(&idle, "sleeper (threads.py:") * 5 >= count(&idle, "busy_one ") * 4,
+            "--idle keeps the sleeping thread in every sample: {idle:?}"
+        );
 
         let nolineno = record("nolineno.txt", &["--nolineno"]);
         assert!(
