@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    for_each_of, for_each_python, marker_line, pythons, run_sampler, script, text, Python, Target,
+    for_each_python, marker_line, pythons, run_sampler, script, text, Python, Target,
 };
 
 /// `sampler dump --pid N --json`, parsed.
@@ -181,6 +181,15 @@ fn every_thread_shows_its_own_stack() {
     });
 }
 
+/// Samples whose innermost frame starts with `leaf`.
+fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
+    stacks
+        .iter()
+        .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
+        .map(|(_, c)| c)
+        .sum()
+}
+
 /// Reads a collapsed-stacks file into (stack, count) pairs.
 fn collapsed(path: &std::path::Path) -> Vec<(String, u64)> {
     std::fs::read_to_string(path)
@@ -229,15 +238,11 @@ fn cpu_split_shares_match_the_ground_truth() {
             .unwrap_or_else(|| panic!("no RESULT line in {result:?}"))
             .parse()
             .unwrap();
-        let (mut alpha, mut beta) = (0u64, 0u64);
-        for (stack, count) in collapsed(&out) {
-            let leaf = stack.rsplit(';').next().unwrap();
-            if leaf.starts_with("alpha ") {
-                alpha += count;
-            } else if leaf.starts_with("beta ") {
-                beta += count;
-            }
-        }
+        let stacks = collapsed(&out);
+        let (alpha, beta) = (
+            leaf_samples(&stacks, "alpha "),
+            leaf_samples(&stacks, "beta "),
+        );
         assert!(alpha + beta > 2000, "too few samples: {alpha} + {beta}");
         let share = alpha as f64 / (alpha + beta) as f64;
         eprintln!(
@@ -307,28 +312,21 @@ fn record_options_shape_the_output() {
             |stacks: &[(String, u64)], needle: &str| stacks.iter().any(|(s, _)| s.contains(needle));
         let busy = marker_line("threads.py", "busy_one");
 
-        let count = |stacks: &[(String, u64)], leaf: &str| -> u64 {
-            stacks
-                .iter()
-                .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
-                .map(|(_, c)| c)
-                .sum()
-        };
         // Idle threads are left out. The sleeper wakes every 5 s and then briefly runs (and
         // holds the GIL), so a sample or two of it is right; issue 4 measures the 1% target.
         let default = record("default.txt", &[]);
-        let busy_samples = count(&default, &format!("busy_one (threads.py:{busy})"));
+        let busy_samples = leaf_samples(&default, &format!("busy_one (threads.py:{busy})"));
         // About 200 samples; two busy threads share the GIL, and the one waiting for it is
         // asleep in the kernel, so each is active in roughly half of them.
         assert!(busy_samples >= 40, "{default:?}");
         assert!(
-            count(&default, "sleeper ") * 20 <= busy_samples,
+            leaf_samples(&default, "sleeper ") * 20 <= busy_samples,
             "idle threads are left out: {default:?}"
         );
 
         let idle = record("idle.txt", &["--idle"]);
         assert!(
-            count(&idle, "sleeper (threads.py:") * 5 >= count(&idle, "busy_one ") * 4,
+            leaf_samples(&idle, "sleeper (threads.py:") * 5 >= leaf_samples(&idle, "busy_one ") * 4,
             "--idle keeps the sleeping thread in every sample: {idle:?}"
         );
 
@@ -356,42 +354,6 @@ fn record_options_shape_the_output() {
 }
 
 #[test]
-fn line_tables_decode_as_cpython_does() {
-    for_each_python(|py: &Python| {
-        if !py.has_qualnames() {
-            return; // 3.11+ location tables; the older formats have their own test below
-        }
-        let out = std::process::Command::new(&py.path)
-            .arg(script("linetables.py"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let mut checked = 0;
-        for line in text(&out.stdout).lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let table: Vec<u8> = v["table"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| b.as_u64().unwrap() as u8)
-                .collect();
-            let first = v["first"].as_i64().unwrap() as i32;
-            let ranges = sampler::python::linetable::decode_locations(&table, first).unwrap();
-            for r in v["lines"].as_array().unwrap() {
-                let (start, end) = (r[0].as_i64().unwrap(), r[1].as_i64().unwrap());
-                let want = r[2].as_u64().map(|l| l as u32);
-                for offset in (start..end).step_by(2) {
-                    let got = sampler::python::linetable::line_at(&ranges, offset, first as u32);
-                    assert_eq!(got, want, "{} at offset {offset}", v["name"]);
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 10_000, "only {checked} instructions checked");
-    });
-}
-
-#[test]
 fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
     for_each_python(|py| {
         let dir = tempfile::tempdir().unwrap();
@@ -410,14 +372,10 @@ fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
         ]);
         assert!(rec.status.success(), "{}", text(&rec.stderr));
         let stacks = collapsed(&out);
-        let samples = |name: &str| -> u64 {
-            stacks
-                .iter()
-                .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(name))
-                .map(|(_, c)| c)
-                .sum()
-        };
-        let (first, second) = (samples("first_function "), samples("second_function "));
+        let (first, second) = (
+            leaf_samples(&stacks, "first_function "),
+            leaf_samples(&stacks, "second_function "),
+        );
         // Each ran for one second: each must hold a good share of the samples.
         assert!(
             first >= 60 && second >= 60,
@@ -427,15 +385,13 @@ fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
 }
 
 #[test]
-fn legacy_line_tables_decode_as_cpython_does() {
-    use sampler::python::linetable::{decode_linetable_310, decode_lnotab, line_at};
-    let legacy = pythons()
-        .into_iter()
-        .filter(|py| !py.has_qualnames())
-        .collect();
-    for_each_of(legacy, |py: &Python| {
+fn line_tables_decode_as_cpython_does() {
+    use sampler::python::linetable::{
+        decode_linetable_310, decode_lnotab, decode_locations, line_at,
+    };
+    for_each_python(|py: &Python| {
         let out = std::process::Command::new(&py.path)
-            .arg(script("legacy_linetables.py"))
+            .arg(script("linetables.py"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -450,6 +406,7 @@ fn legacy_line_tables_decode_as_cpython_does() {
                 .collect();
             let first = v["first"].as_i64().unwrap() as i32;
             let ranges = match v["format"].as_str().unwrap() {
+                "locations" => decode_locations(&table, first).unwrap(),
                 "linetable310" => decode_linetable_310(&table, first).unwrap(),
                 _ => decode_lnotab(&table, first, py.version.0 >= 3).unwrap(),
             };
