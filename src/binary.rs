@@ -61,14 +61,6 @@ impl PythonBinary {
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbols.get(name).copied()
     }
-
-    /// The file's base name, for messages.
-    pub fn file_name(&self) -> &str {
-        Path::new(&self.path)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(&self.path)
-    }
 }
 
 /// Inspects the target's mapped files and returns the one holding the interpreter.

@@ -42,18 +42,6 @@ pub struct Pause {
     tids: Vec<Pid>,
 }
 
-impl Pause {
-    /// How many threads are paused.
-    pub fn len(&self) -> usize {
-        self.tids.len()
-    }
-
-    /// True when no thread needed pausing.
-    pub fn is_empty(&self) -> bool {
-        self.tids.is_empty()
-    }
-}
-
 impl Drop for Pause {
     fn drop(&mut self) {
         for tid in &self.tids {

@@ -47,11 +47,6 @@ impl Snapshot {
         Snapshot { meta, regions }
     }
 
-    /// Total bytes held.
-    pub fn len_bytes(&self) -> usize {
-        self.regions.iter().map(|r| r.bytes.len()).sum()
-    }
-
     /// Parses a snapshot from its JSON form.
     pub fn from_json(text: &str) -> Result<Snapshot> {
         serde_json::from_str(text).map_err(|e| Error::corrupt(format!("bad snapshot: {e}")))

@@ -91,26 +91,36 @@ pub fn walk(
     Ok(walk)
 }
 
-/// Guards a chain walk against cycles in racing or garbage memory.
-struct CycleGuard {
-    seen: HashSet<u64>,
-    limit: usize,
-}
+/// What one step of a chain walk found: the frame's (code object, byte offset) when it is a
+/// Python frame, and the next frame's address.
+type Step = (Option<(RemoteAddr, i64)>, RemoteAddr);
 
-impl CycleGuard {
-    fn new(max_depth: usize) -> CycleGuard {
-        CycleGuard {
-            seen: HashSet::new(),
-            limit: 4 * max_depth + 64,
+/// Follows a frame chain from `start`, decoding each frame with `step`: stops at the null
+/// link or at `max_depth` kept frames (setting `truncated`), and fails on a cycle in racing
+/// or garbage memory.
+fn follow_chain(
+    start: RemoteAddr,
+    max_depth: usize,
+    truncated: &mut bool,
+    mut step: impl FnMut(RemoteAddr) -> Result<Step>,
+) -> Result<Vec<(RemoteAddr, i64)>> {
+    let mut chain = Vec::new();
+    let mut seen = HashSet::new();
+    let limit = 4 * max_depth + 64;
+    let mut addr = start;
+    while !addr.is_null() {
+        if chain.len() >= max_depth {
+            *truncated = true;
+            break;
         }
-    }
-
-    fn visit(&mut self, addr: RemoteAddr) -> Result<()> {
-        if !self.seen.insert(addr.0) || self.seen.len() > self.limit {
+        if !seen.insert(addr.0) || seen.len() > limit {
             return Err(Error::corrupt("frame chain is cyclic"));
         }
-        Ok(())
+        let (frame, next) = step(addr)?;
+        chain.extend(frame);
+        addr = next;
     }
+    Ok(chain)
 }
 
 /// 3.11+: interpreter frames, shims skipped, mostly read from the data-stack copy.
@@ -123,15 +133,7 @@ fn interpreter_chain(
     truncated: &mut bool,
 ) -> Result<Vec<(RemoteAddr, i64)>> {
     let prefetch = prefetch_datastack(mem, thread);
-    let mut chain = Vec::new();
-    let mut guard = CycleGuard::new(max_depth);
-    let mut addr = thread.frame;
-    while !addr.is_null() {
-        if chain.len() >= max_depth {
-            *truncated = true;
-            break;
-        }
-        guard.visit(addr)?;
+    follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf: Cow<[u8]> = match prefetch
             .as_ref()
             .and_then(|p| p.slice(addr.0, f.size as usize))
@@ -139,16 +141,19 @@ fn interpreter_chain(
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
         };
-        if !f.shim_owners.contains(&buf.u8_at(f.owner)?) {
+        let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
+            None
+        } else {
             let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
             // The instruction pointer is an address inside the code object's bytecode.
             let instr = buf.u64_at(f.instr)?;
-            let offset = instr.wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64;
-            chain.push((code_addr, offset));
-        }
-        addr = buf.addr_at(f.previous)?;
-    }
-    Ok(chain)
+            Some((
+                code_addr,
+                instr.wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
+            ))
+        };
+        Ok((frame, buf.addr_at(f.previous)?))
+    })
 }
 
 /// 2.7–3.10: frame objects chained by `f_back`.
@@ -159,21 +164,14 @@ fn object_chain(
     max_depth: usize,
     truncated: &mut bool,
 ) -> Result<Vec<(RemoteAddr, i64)>> {
-    let mut chain = Vec::new();
-    let mut guard = CycleGuard::new(max_depth);
-    let mut addr = thread.frame;
-    while !addr.is_null() {
-        if chain.len() >= max_depth {
-            *truncated = true;
-            break;
-        }
-        guard.visit(addr)?;
+    follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf = mem.read_vec(addr, f.size as usize)?;
         let lasti = i64::from(buf.i32_at(f.lasti)?);
-        chain.push((buf.addr_at(f.code)?, lasti * f.lasti_bytes));
-        addr = buf.addr_at(f.back)?;
-    }
-    Ok(chain)
+        Ok((
+            Some((buf.addr_at(f.code)?, lasti * f.lasti_bytes)),
+            buf.addr_at(f.back)?,
+        ))
+    })
 }
 
 /// Reads the used part of the thread's current data-stack chunk, if it is known and sane.

@@ -41,12 +41,7 @@ pub const MAX_TABLE: usize = 1 << 20;
 
 /// Decodes a whole 3.11+ location table.
 pub fn decode_locations(table: &[u8], first_line: i32) -> Result<Vec<LineRange>> {
-    if table.len() > MAX_TABLE {
-        return Err(Error::corrupt(format!(
-            "line table of {} bytes",
-            table.len()
-        )));
-    }
+    check_size(table)?;
     let mut reader = Reader {
         bytes: table,
         at: 0,
@@ -100,15 +95,21 @@ pub fn decode_locations(table: &[u8], first_line: i32) -> Result<Vec<LineRange>>
     Ok(ranges)
 }
 
-/// Decodes a 2.7–3.9 `co_lnotab`. `signed_lines` is false for 2.7, whose line increments are
-/// unsigned.
-pub fn decode_lnotab(table: &[u8], first_line: i32, signed_lines: bool) -> Result<Vec<LineRange>> {
+/// Refuses tables larger than [`MAX_TABLE`]: such a size is garbage, not code.
+fn check_size(table: &[u8]) -> Result<()> {
     if table.len() > MAX_TABLE {
         return Err(Error::corrupt(format!(
             "line table of {} bytes",
             table.len()
         )));
     }
+    Ok(())
+}
+
+/// Decodes a 2.7–3.9 `co_lnotab`. `signed_lines` is false for 2.7, whose line increments are
+/// unsigned.
+pub fn decode_lnotab(table: &[u8], first_line: i32, signed_lines: bool) -> Result<Vec<LineRange>> {
+    check_size(table)?;
     let mut ranges = Vec::new();
     let mut start: u32 = 0;
     let mut addr: u32 = 0;
@@ -142,12 +143,7 @@ pub fn decode_lnotab(table: &[u8], first_line: i32, signed_lines: bool) -> Resul
 
 /// Decodes a 3.10 `co_linetable`.
 pub fn decode_linetable_310(table: &[u8], first_line: i32) -> Result<Vec<LineRange>> {
-    if table.len() > MAX_TABLE {
-        return Err(Error::corrupt(format!(
-            "line table of {} bytes",
-            table.len()
-        )));
-    }
+    check_size(table)?;
     let mut ranges = Vec::new();
     let mut end: u32 = 0;
     let mut line = i64::from(first_line);

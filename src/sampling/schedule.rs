@@ -43,11 +43,6 @@ impl Schedule {
         }
     }
 
-    /// The mean time between ticks.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// Called after a sample finished at `now`: returns when the next one is due.
     pub fn next_after(&mut self, now: Instant) -> Instant {
         self.slot += 1;
