@@ -59,6 +59,8 @@ pub struct ThreadSample {
     pub active: bool,
     /// True when the thread held the GIL.
     pub holds_gil: bool,
+    /// The thread's name from the target's `threading` module, when it has one.
+    pub name: Option<Arc<str>>,
     /// The stack, innermost frame first.
     pub frames: Vec<Frame>,
 }
@@ -68,6 +70,9 @@ pub struct ThreadSample {
 pub struct Sample {
     /// The process sampled.
     pub pid: u32,
+    /// The process's command line, set when several processes are sampled together
+    /// (`--subprocesses`) so that each one's stacks can be rooted at it.
+    pub command_line: Option<Arc<str>>,
     /// Its threads, in the interpreter's order.
     pub threads: Vec<ThreadSample>,
 }

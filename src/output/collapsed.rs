@@ -143,6 +143,7 @@ mod tests {
     fn sample(stacks: Vec<Vec<Frame>>) -> Sample {
         Sample {
             pid: 1,
+            command_line: None,
             threads: stacks
                 .into_iter()
                 .enumerate()
@@ -151,6 +152,7 @@ mod tests {
                     os_thread_id: None,
                     active: true,
                     holds_gil: false,
+                    name: None,
                     frames,
                 })
                 .collect(),

@@ -153,11 +153,13 @@ impl Sampler {
                 os_thread_id: native,
                 active,
                 holds_gil: stack.holds_gil,
+                name: None,
                 frames,
             });
         }
         Ok(Sample {
             pid: self.process.pid(),
+            command_line: None,
             threads,
         })
     }
