@@ -50,6 +50,7 @@
  * All internal headers need only Py_BUILD_CORE. */
 #  include "code.h"
 #  include "frameobject.h"
+#  include "longintrepr.h"
 #  if PY_VERSION_HEX >= 0x03090000
 #    include "internal/pycore_runtime.h"
 #    include "internal/pycore_interp.h"
@@ -63,6 +64,9 @@
 #  include "internal/pycore_interp.h"
 #  include "internal/pycore_frame.h"
 #  include "internal/pycore_gil.h"
+#  include "internal/pycore_dict.h"
+#  include "internal/pycore_code.h"
+#  include "internal/pycore_object.h"
 #  if defined(__has_include)
 #    if __has_include("internal/pycore_stackref.h")
 #      include "internal/pycore_stackref.h"
@@ -80,6 +84,33 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
+
+/* Structs that these versions keep private to a .c file, mirrored member for
+ * member so the compiler lays them out as the interpreter does:
+ *   PyModuleObject   Objects/moduleobject.c (all versions): md_dict follows
+ *                    the object header
+ *   PyDictKeysObject Objects/dict-common.h (3.6-3.10): refcount, size,
+ *                    lookup function, usable, nentries, then the index
+ *                    table; the entries follow the index table */
+typedef struct {
+    PyObject_HEAD
+    PyObject *md_dict;
+} mirror_module;
+#if PY3 && LEGACY
+typedef struct {
+    Py_ssize_t dk_refcnt;
+    Py_ssize_t dk_size;
+    void *dk_lookup;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[8];
+} mirror_dict_keys;
+typedef struct {
+    Py_hash_t me_hash;
+    PyObject *me_key;
+    PyObject *me_value;
+} mirror_dict_key_entry;
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Printing                                                            */
@@ -253,8 +284,10 @@ int main(void)
     OFF(PyInterpreterState, threads.head);
 #endif
     OFF(PyInterpreterState, sysdict);
-#if LEGACY
+#if PY_VERSION_HEX < 0x030C0000
     OFF(PyInterpreterState, modules);
+#else
+    OFF(PyInterpreterState, imports.modules);
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     OFF(PyInterpreterState, ceval.gil);
@@ -397,6 +430,7 @@ int main(void)
     OFF(PyCodeObject, co_nlocals);
     OFF(PyCodeObject, co_localsplusnames);
     OFF(PyCodeObject, co_localspluskinds);
+    OFF(PyCodeObject, co_kwonlyargcount);
 #if PY_VERSION_HEX >= 0x030C0000
     OFF(PyCodeObject, _co_firsttraceable);
 #endif
@@ -414,6 +448,98 @@ int main(void)
     SIZE(PyTypeObject);
     OFF(PyTypeObject, tp_name);
     OFF(PyTypeObject, tp_flags);
+    OFF(PyTypeObject, tp_basicsize);
+    OFF(PyTypeObject, tp_dictoffset);
+#if PY3
+    section("PyHeapTypeObject");
+    SIZE(PyHeapTypeObject);
+    OFF(PyHeapTypeObject, ht_cached_keys);
+#endif
+
+    /* Objects read for thread names and `dump --locals`. */
+    section("PyModuleObject");
+    OFF(mirror_module, md_dict);
+
+    section("PyDictObject");
+    SIZE(PyDictObject);
+    OFF(PyDictObject, ma_used);
+#if PY3
+    OFF(PyDictObject, ma_keys);
+    OFF(PyDictObject, ma_values);
+#else
+    OFF(PyDictObject, ma_mask);
+    OFF(PyDictObject, ma_table);
+
+    section("PyDictEntry");
+    SIZE(PyDictEntry);
+    OFF(PyDictEntry, me_key);
+    OFF(PyDictEntry, me_value);
+#endif
+#if PY3 && LEGACY
+    section("PyDictKeysObject");
+    OFF(mirror_dict_keys, dk_size);
+    OFF(mirror_dict_keys, dk_nentries);
+    OFF(mirror_dict_keys, dk_indices);
+
+    section("PyDictKeyEntry");
+    SIZE(mirror_dict_key_entry);
+    OFF(mirror_dict_key_entry, me_key);
+    OFF(mirror_dict_key_entry, me_value);
+#elif PY3
+    section("PyDictKeysObject");
+    SIZE(PyDictKeysObject);
+    OFF(PyDictKeysObject, dk_log2_size);
+    OFF(PyDictKeysObject, dk_log2_index_bytes);
+    OFF(PyDictKeysObject, dk_kind);
+    OFF(PyDictKeysObject, dk_nentries);
+    OFF(PyDictKeysObject, dk_indices);
+
+    section("PyDictKeyEntry");
+    SIZE(PyDictKeyEntry);
+    OFF(PyDictKeyEntry, me_key);
+    OFF(PyDictKeyEntry, me_value);
+
+    section("PyDictUnicodeEntry");
+    SIZE(PyDictUnicodeEntry);
+    OFF(PyDictUnicodeEntry, me_key);
+    OFF(PyDictUnicodeEntry, me_value);
+
+    section("PyDictValues");
+    OFF(PyDictValues, values);
+#if PY_VERSION_HEX >= 0x030D0000
+    OFF(PyDictValues, valid);
+#endif
+#endif
+
+    section("PyLongObject");
+    SIZE(PyLongObject);
+#if PY_VERSION_HEX >= 0x030C0000
+    OFF(PyLongObject, long_value.lv_tag);
+    OFF(PyLongObject, long_value.ob_digit);
+#else
+    OFF(PyLongObject, ob_digit);
+#endif
+#if !PY3
+    section("PyIntObject");
+    SIZE(PyIntObject);
+    OFF(PyIntObject, ob_ival);
+#endif
+
+    section("PyFloatObject");
+    SIZE(PyFloatObject);
+    OFF(PyFloatObject, ob_fval);
+
+    section("PyListObject");
+    SIZE(PyListObject);
+    OFF(PyListObject, ob_item);
+
+    section("PySetObject");
+    SIZE(PySetObject);
+    OFF(PySetObject, used);
+
+    section("PyCellObject");
+    SIZE(PyCellObject);
+    OFF(PyCellObject, ob_ref);
 
 #if PY3
     section("PyBytesObject");
@@ -678,6 +804,48 @@ int main(void)
     entry("Py_GIL_DISABLED", 0);
 #endif
     CONST(SIZEOF_VOID_P);
+    CONST(PyLong_SHIFT);
+    entry("SIZEOF_DIGIT", (long long)sizeof(digit));
+    CONST(CO_VARARGS);
+    CONST(CO_VARKEYWORDS);
+#if !LEGACY
+    CONST(Py_TPFLAGS_MANAGED_DICT);
+    CONST(DICT_KEYS_GENERAL);
+    CONST(CO_FAST_LOCAL);
+    CONST(CO_FAST_CELL);
+    CONST(CO_FAST_FREE);
+#endif
+#if !LEGACY
+    {
+        /* Where an object with a managed dict keeps the pointer to it
+         * (3.12: to the dict or, tagged, its values), in bytes before the
+         * object; 3.11 keeps its values pointer in the word before that.
+         * The headers' own accessors compute it on a stand-in object. */
+        static PyTypeObject probe_type;
+        static PyObject probe[4];
+        PyObject *obj = &probe[2];
+        probe_type.tp_flags = Py_TPFLAGS_MANAGED_DICT;  /* for their asserts */
+        Py_SET_TYPE(obj, &probe_type);
+#if PY_VERSION_HEX < 0x030C0000
+        entry("MANAGED_DICT_BEFORE",
+              (long long)((char *)obj - (char *)_PyObject_ManagedDictPointer(obj)));
+        entry("MANAGED_VALUES_BEFORE",
+              (long long)((char *)obj - (char *)_PyObject_ValuesPointer(obj)));
+#elif PY_VERSION_HEX < 0x030D0000
+        entry("MANAGED_DICT_BEFORE",
+              (long long)((char *)obj - (char *)_PyObject_DictOrValuesPointer(obj)));
+#else
+        entry("MANAGED_DICT_BEFORE",
+              (long long)((char *)obj - (char *)_PyObject_ManagedDictPointer(obj)));
+#endif
+    }
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    CONST(CO_FAST_HIDDEN);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    CONST(Py_TPFLAGS_INLINE_VALUES);
+#endif
 #if LEGACY
     CONST(SIZEOF_WCHAR_T);
     /* 2.7: width of a code unit of its unicode (2 or 4, a build option);

@@ -64,6 +64,9 @@ struct RecordArgs {
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
     full_filenames: bool,
+    /// Root every stack at its thread: `thread <os tid> "<name>"`.
+    #[arg(short, long)]
+    threads: bool,
     /// The command to launch and profile, after `--`: `sampler record -- python app.py`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -130,6 +133,7 @@ impl Cli {
                 gil_only: a.gil,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
+                threads: a.threads,
             }),
             CliCommand::Dump(a) => Command::Dump(DumpConfig {
                 pid: a.pid,

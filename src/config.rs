@@ -37,6 +37,8 @@ pub struct RecordConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
+    /// Root each stack at its thread.
+    pub threads: bool,
 }
 
 /// Settings of `sampler dump`.

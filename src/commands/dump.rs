@@ -23,6 +23,7 @@ struct JsonDump<'a> {
 struct JsonThread {
     thread_id: u64,
     os_thread_id: Option<u32>,
+    name: Option<String>,
     active: bool,
     holds_gil: bool,
     frames: Vec<JsonFrame>,
@@ -93,7 +94,10 @@ fn write_text(
         } else {
             ""
         };
-        writeln!(out, "Thread {tid} ({state}{gil})")?;
+        match &thread.name {
+            Some(name) => writeln!(out, "Thread {tid} \"{name}\" ({state}{gil})")?,
+            None => writeln!(out, "Thread {tid} ({state}{gil})")?,
+        }
         for frame in &thread.frames {
             let file = frame.display_filename();
             if frame.line == 0 || file.is_empty() {
@@ -122,6 +126,7 @@ fn write_json(
             .map(|t| JsonThread {
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
+                name: t.name.as_deref().map(str::to_string),
                 active: t.active,
                 holds_gil: t.holds_gil,
                 frames: t

@@ -50,7 +50,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             seed: crate::sampling::time_seed(),
         },
     );
-    let mut counts = StackCounts::new(config.style);
+    let mut counts = StackCounts::new(config.style).with_thread_roots(config.threads);
     let progress = Progress::new();
     let mut said_behind = false;
     let (reason, stats) = sampler.run(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::model::{Frame, FrameKind, Sample};
+use crate::model::{Frame, FrameKind, Sample, ThreadSample};
 
 /// How a frame is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +48,7 @@ pub struct StackCounts {
     frames: Vec<String>,
     stacks: HashMap<Vec<u32>, u64>,
     total: u64,
+    thread_roots: bool,
 }
 
 impl StackCounts {
@@ -59,6 +60,12 @@ impl StackCounts {
         }
     }
 
+    /// Roots every stack at its thread (`--threads`): see [`thread_root`].
+    pub fn with_thread_roots(mut self, on: bool) -> StackCounts {
+        self.thread_roots = on;
+        self
+    }
+
     /// Adds every thread of a sample (threads without Python frames are left out).
     pub fn add_sample(&mut self, sample: &Sample) {
         for thread in &sample.threads {
@@ -66,12 +73,13 @@ impl StackCounts {
                 continue;
             }
             // Root first.
-            let ids: Vec<u32> = thread
-                .frames
-                .iter()
-                .rev()
-                .map(|f| self.intern(self.style.format(f)))
-                .collect();
+            let mut ids = Vec::with_capacity(thread.frames.len() + 1);
+            if self.thread_roots {
+                ids.push(self.intern(thread_root(thread)));
+            }
+            for f in thread.frames.iter().rev() {
+                ids.push(self.intern(self.style.format(f)));
+            }
             *self.stacks.entry(ids).or_insert(0) += 1;
             self.total += 1;
         }
@@ -123,10 +131,22 @@ impl StackCounts {
     }
 }
 
+/// The root frame of a thread's stacks with `--threads`: `thread <os tid> "<name>"`, with the
+/// pthread id in hex when the kernel id is unknown and without the name when it has none.
+pub fn thread_root(thread: &ThreadSample) -> String {
+    let id = match thread.os_thread_id {
+        Some(tid) => tid.to_string(),
+        None => format!("{:#x}", thread.thread_id),
+    };
+    match &thread.name {
+        Some(name) => format!("thread {id} \"{name}\""),
+        None => format!("thread {id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ThreadSample;
     use std::sync::Arc;
 
     fn frame(name: &str, file: &str, line: u32, first: u32) -> Frame {
@@ -199,5 +219,25 @@ mod tests {
         counts.add_sample(&sample(vec![vec![frame("f", "a.py", 3, 1)]]));
         counts.add_sample(&sample(vec![vec![frame("f", "a.py", 5, 1)]]));
         assert_eq!(counts.lines(), vec!["f (a.py:1) 2"]);
+    }
+
+    #[test]
+    fn thread_roots_name_the_thread() {
+        let mut counts = StackCounts::new(FrameStyle::Line).with_thread_roots(true);
+        let mut s = sample(vec![
+            vec![frame("f", "a.py", 3, 1)],
+            vec![frame("g", "a.py", 7, 6)],
+        ]);
+        s.threads[0].os_thread_id = Some(4242);
+        s.threads[0].name = Some(Arc::from("worker-1"));
+        s.threads[1].thread_id = 0x7f00;
+        counts.add_sample(&s);
+        assert_eq!(
+            counts.lines(),
+            vec![
+                "thread 0x7f00;g (a.py:7) 1",
+                "thread 4242 \"worker-1\";f (a.py:3) 1"
+            ]
+        );
     }
 }

@@ -236,6 +236,371 @@ pub struct UnicodeLayout {
     pub ascii_shift: u32,
 }
 
+/// Where an instance keeps its attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceDict {
+    /// A dict pointer at the type's `tp_dictoffset` (2.7–3.10, and types without a managed
+    /// dict later).
+    AtDictOffset,
+    /// 3.11: with `Py_TPFLAGS_MANAGED_DICT`, a values pointer `values_before` bytes before the
+    /// object (attributes in the type's shared keys) or else a dict pointer `dict_before`
+    /// bytes before it.
+    Managed311 {
+        /// `Py_TPFLAGS_MANAGED_DICT`.
+        flag: u64,
+        /// Bytes before the object of the dict pointer.
+        dict_before: u64,
+        /// Bytes before the object of the values pointer.
+        values_before: u64,
+    },
+    /// 3.12: one word `before` bytes before the object: a dict pointer or, when its low bit
+    /// is set, the values pointer minus one.
+    Tagged312 {
+        /// `Py_TPFLAGS_MANAGED_DICT`.
+        flag: u64,
+        /// Bytes before the object.
+        before: u64,
+    },
+    /// 3.13+: a dict pointer `dict_before` bytes before the object when the dict exists, else
+    /// (with `Py_TPFLAGS_INLINE_VALUES`) values inline at the end of the object's basic size.
+    Inline313 {
+        /// `Py_TPFLAGS_MANAGED_DICT`.
+        flag: u64,
+        /// `Py_TPFLAGS_INLINE_VALUES`.
+        inline_flag: u64,
+        /// Bytes before the object of the dict pointer.
+        dict_before: u64,
+    },
+}
+
+/// A dict's entries table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLayout {
+    /// Bytes per entry.
+    pub size: u64,
+    /// The key pointer.
+    pub key: u64,
+    /// The value pointer.
+    pub value: u64,
+}
+
+/// How a dict stores its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DictLayout {
+    /// 2.7: an open-addressing table of `ma_mask + 1` entries at `ma_table`.
+    Table {
+        /// `ma_mask`.
+        mask: u64,
+        /// `ma_table`.
+        table: u64,
+        /// `PyDictEntry`.
+        entry: EntryLayout,
+    },
+    /// 3.6+: a keys object (indices, then entries in insertion order) and, for split dicts,
+    /// a separate values array.
+    Keys {
+        /// `ma_keys`.
+        keys: u64,
+        /// `ma_values`.
+        values: u64,
+        /// The keys object.
+        keys_layout: KeysLayout,
+        /// Where the value pointers start in a values block (3.11+ `PyDictValues.values`;
+        /// 0 for the plain array of 3.6–3.10).
+        values_start: u64,
+        /// `PyDictValues.valid` (3.13+).
+        values_valid: Option<u64>,
+    },
+}
+
+/// `PyDictKeysObject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysLayout {
+    /// 3.6–3.10: `dk_size` slots of 1–8 byte indices, then entries with a hash.
+    Sized {
+        /// `dk_size`.
+        size: u64,
+        /// `dk_nentries`.
+        nentries: u64,
+        /// `dk_indices`.
+        indices: u64,
+        /// The entries.
+        entry: EntryLayout,
+    },
+    /// 3.11+: `1 << dk_log2_index_bytes` bytes of indices, then entries whose shape
+    /// `dk_kind` tells.
+    Log2 {
+        /// `dk_log2_index_bytes`.
+        log2_index_bytes: u64,
+        /// `dk_kind`.
+        kind: u64,
+        /// `dk_nentries`.
+        nentries: u64,
+        /// `dk_indices`.
+        indices: u64,
+        /// The `dk_kind` of tables with hashed entries.
+        general_kind: u64,
+        /// Entries with a hash.
+        general: EntryLayout,
+        /// Entries of `str`-keyed tables.
+        unicode: EntryLayout,
+    },
+}
+
+/// How an `int` stores its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntLayout {
+    /// Where the digits start.
+    pub digits: u64,
+    /// `long_value.lv_tag` (3.12+: digit count << 3 | sign); else the sign and count are
+    /// `ob_size`.
+    pub tag: Option<u64>,
+    /// Bits per digit.
+    pub shift: u32,
+    /// Bytes per digit.
+    pub digit_size: u64,
+    /// 2.7's small `int`: `ob_ival`.
+    pub py2_int_value: Option<u64>,
+}
+
+/// Where a frame keeps its arguments and locals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalsLayout {
+    /// 2.7–3.10: `f_localsplus` holds `co_nlocals` locals (named by `co_varnames`), then the
+    /// cells (`co_cellvars`) and free variables (`co_freevars`).
+    Objects {
+        /// `PyFrameObject.f_localsplus`.
+        localsplus: u64,
+        /// `co_nlocals`.
+        nlocals: u64,
+        /// `co_varnames`.
+        varnames: u64,
+        /// `co_cellvars`.
+        cellvars: u64,
+        /// `co_freevars`.
+        freevars: u64,
+    },
+    /// 3.11+: `co_nlocalsplus` slots at `localsplus`, named by `co_localsplusnames`, each of a
+    /// kind from `co_localspluskinds`.
+    Interpreter {
+        /// `_PyInterpreterFrame.localsplus`.
+        localsplus: u64,
+        /// `co_nlocalsplus`.
+        nlocalsplus: u64,
+        /// `co_localsplusnames`.
+        names: u64,
+        /// `co_localspluskinds`.
+        kinds: u64,
+        /// `CO_FAST_CELL | CO_FAST_FREE`: slots that hold a cell.
+        cell_kinds: u8,
+        /// `CO_FAST_HIDDEN` (3.12+): compiler temporaries, not shown.
+        hidden_kind: u8,
+        /// Tag bits of a `_PyStackRef` slot (3.14+); 0 before.
+        tag_bits: u64,
+    },
+}
+
+/// Objects read for thread names and `dump --locals`: optional, as sampling needs none of it.
+#[derive(Debug, Clone)]
+pub struct ValueLayout {
+    /// `PyInterpreterState.modules` / `imports.modules`.
+    pub interp_modules: u64,
+    /// `tp_flags`.
+    pub type_flags: u64,
+    /// `tp_basicsize`.
+    pub type_basicsize: u64,
+    /// `tp_dictoffset`.
+    pub type_dictoffset: u64,
+    /// `PyHeapTypeObject.ht_cached_keys` (3.x).
+    pub cached_keys: Option<u64>,
+    /// Where instances keep attributes.
+    pub instance_dict: InstanceDict,
+    /// `PyModuleObject.md_dict`.
+    pub module_dict: u64,
+    /// `ma_used`.
+    pub dict_used: u64,
+    /// The dict's storage.
+    pub dict: DictLayout,
+    /// `int`s.
+    pub int: IntLayout,
+    /// `PyFloatObject.ob_fval`.
+    pub float_value: u64,
+    /// `PySetObject.used`.
+    pub set_used: u64,
+    /// `PyCellObject.ob_ref`.
+    pub cell_ref: u64,
+    /// 2.7's `unicode`: `(length, str, bytes per code unit)`.
+    pub py2_unicode: Option<(u64, u64, u64)>,
+    /// `PyTupleObject.ob_item`.
+    pub tuple_items: u64,
+    /// `co_argcount`.
+    pub code_argcount: u64,
+    /// `co_kwonlyargcount` (3.x).
+    pub code_kwonlyargcount: Option<u64>,
+    /// `co_flags`.
+    pub code_flags: u64,
+    /// `CO_VARARGS | CO_VARKEYWORDS`, each an extra argument slot.
+    pub varargs_flags: (u32, u32),
+    /// Frame slots.
+    pub locals: LocalsLayout,
+}
+
+impl ValueLayout {
+    fn new(version: PyVersion, offsets: &Offsets, source: &str) -> Result<ValueLayout> {
+        let need = |name: &str| offsets.need(name, source);
+        let at_least = |major, minor| version >= PyVersion::new(major, minor, 0);
+        let entry = |size: &str, key: &str, value: &str| -> Result<EntryLayout> {
+            Ok(EntryLayout {
+                size: need(size)?,
+                key: need(key)?,
+                value: need(value)?,
+            })
+        };
+        let dict = if version.major == 2 {
+            DictLayout::Table {
+                mask: need("py2_dict_mask")?,
+                table: need("py2_dict_table")?,
+                entry: entry("py2_entry_size", "py2_entry_key", "py2_entry_value")?,
+            }
+        } else {
+            let general = entry("entry_size", "entry_key", "entry_value")?;
+            let keys_layout = if at_least(3, 11) {
+                KeysLayout::Log2 {
+                    log2_index_bytes: need("keys_log2_index_bytes")?,
+                    kind: need("keys_kind")?,
+                    nentries: need("keys_nentries")?,
+                    indices: need("keys_indices")?,
+                    general_kind: need("dict_keys_general")?,
+                    general,
+                    unicode: entry(
+                        "unicode_entry_size",
+                        "unicode_entry_key",
+                        "unicode_entry_value",
+                    )?,
+                }
+            } else {
+                KeysLayout::Sized {
+                    size: need("keys_size")?,
+                    nentries: need("keys_nentries")?,
+                    indices: need("keys_indices")?,
+                    entry: general,
+                }
+            };
+            DictLayout::Keys {
+                keys: need("dict_keys")?,
+                values: need("dict_values")?,
+                keys_layout,
+                values_start: if at_least(3, 11) {
+                    need("dict_values_values")?
+                } else {
+                    0
+                },
+                values_valid: if at_least(3, 13) {
+                    Some(need("dict_values_valid")?)
+                } else {
+                    None
+                },
+            }
+        };
+        let instance_dict = if at_least(3, 13) {
+            InstanceDict::Inline313 {
+                flag: need("tpflags_managed_dict")?,
+                inline_flag: need("tpflags_inline_values")?,
+                dict_before: need("managed_dict_before")?,
+            }
+        } else if at_least(3, 12) {
+            InstanceDict::Tagged312 {
+                flag: need("tpflags_managed_dict")?,
+                before: need("managed_dict_before")?,
+            }
+        } else if at_least(3, 11) {
+            InstanceDict::Managed311 {
+                flag: need("tpflags_managed_dict")?,
+                dict_before: need("managed_dict_before")?,
+                values_before: need("managed_values_before")?,
+            }
+        } else {
+            InstanceDict::AtDictOffset
+        };
+        let int = IntLayout {
+            digits: need("long_digits")?,
+            tag: if at_least(3, 12) {
+                Some(need("long_tag")?)
+            } else {
+                None
+            },
+            shift: need("long_shift")? as u32,
+            digit_size: need("digit_size")?,
+            py2_int_value: if version.major == 2 {
+                Some(need("py2_int_value")?)
+            } else {
+                None
+            },
+        };
+        let locals = if at_least(3, 11) {
+            LocalsLayout::Interpreter {
+                localsplus: need("frame_localsplus")?,
+                nlocalsplus: need("code_nlocalsplus")?,
+                names: need("code_localsplusnames")?,
+                kinds: need("code_localspluskinds")?,
+                cell_kinds: (need("co_fast_cell")? | need("co_fast_free")?) as u8,
+                hidden_kind: offsets.co_fast_hidden.unwrap_or(0) as u8,
+                tag_bits: if at_least(3, 14) {
+                    need("tag_bits")?
+                } else {
+                    0
+                },
+            }
+        } else {
+            LocalsLayout::Objects {
+                localsplus: need("fobj_localsplus")?,
+                nlocals: need("code_nlocals")?,
+                varnames: need("code_varnames")?,
+                cellvars: need("code_cellvars")?,
+                freevars: need("code_freevars")?,
+            }
+        };
+        Ok(ValueLayout {
+            interp_modules: need("interp_modules")?,
+            type_flags: need("type_flags")?,
+            type_basicsize: need("type_basicsize")?,
+            type_dictoffset: need("type_dictoffset")?,
+            cached_keys: if version.major == 3 {
+                Some(need("heaptype_cached_keys")?)
+            } else {
+                None
+            },
+            instance_dict,
+            module_dict: need("module_dict")?,
+            dict_used: need("dict_used")?,
+            dict,
+            int,
+            float_value: need("float_value")?,
+            set_used: need("set_used")?,
+            cell_ref: need("cell_ref")?,
+            py2_unicode: if version.major == 2 {
+                Some((
+                    need("py2_unicode_length")?,
+                    need("py2_unicode_str")?,
+                    need("py2_unicode_size")?,
+                ))
+            } else {
+                None
+            },
+            tuple_items: need("tuple_items")?,
+            code_argcount: need("code_argcount")?,
+            code_kwonlyargcount: if version.major == 3 {
+                Some(need("code_kwonlyargcount")?)
+            } else {
+                None
+            },
+            code_flags: need("code_flags")?,
+            varargs_flags: (need("co_varargs")? as u32, need("co_varkeywords")? as u32),
+            locals,
+        })
+    }
+}
+
 /// Everything the walker needs to know about one interpreter build.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -260,6 +625,9 @@ pub struct Layout {
     pub code: CodeLayout,
     /// Other objects.
     pub object: ObjectLayout,
+    /// Objects read for thread names and locals; `None` (with the reason logged) when the
+    /// offsets lack something, which costs those features but not sampling.
+    pub values: Option<ValueLayout>,
 }
 
 impl Layout {
@@ -460,7 +828,11 @@ impl Layout {
         } else {
             0
         };
+        let values = ValueLayout::new(version, &offsets, &source_name)
+            .map_err(|e| log::info!("thread names and locals are unavailable: {e}"))
+            .ok();
         Ok(Layout {
+            values,
             version,
             source: source_name,
             runtime_interpreters_head,
@@ -532,6 +904,7 @@ mod tests {
                 layout.runtime_interpreters_head == 0,
                 v < PyVersion::new(3, 7, 0)
             );
+            assert!(layout.values.is_some(), "{name}: no value layout");
         }
     }
 

@@ -10,9 +10,11 @@ pub mod debug_offsets;
 pub mod frames;
 pub mod layout;
 pub mod linetable;
+pub mod objects;
 pub mod offsets;
 pub mod runtime;
 pub mod strings;
+pub mod threading;
 pub mod version;
 
 use crate::binary::{self, PythonBinary};
@@ -257,6 +259,22 @@ impl Interpreter {
             return Err(Error::NotInitialised);
         }
         Ok(all)
+    }
+
+    /// `pthread id → name` of every thread the target's `threading` module knows, in every
+    /// interpreter.
+    pub fn thread_names(
+        &self,
+        mem: &dyn ReadMemory,
+    ) -> Result<std::collections::HashMap<u64, String>> {
+        let objects = objects::Objects::new(mem, &self.layout).ok_or_else(|| {
+            Error::corrupt("the offsets for reading objects are missing for this version")
+        })?;
+        let mut names = std::collections::HashMap::new();
+        for interp in runtime::interpreters(mem, &self.layout, self.runtime)? {
+            names.extend(threading::names_in(&objects, interp)?);
+        }
+        Ok(names)
     }
 
     /// The thread states holding a GIL (at most one per GIL; empty while it is released or

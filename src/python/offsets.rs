@@ -256,6 +256,130 @@ offsets! {
     owner_interpreter: "constants" ["FRAME_OWNED_BY_INTERPRETER"];
     /// `Py_TAG_BITS` (3.14+): low bits of a tagged stack reference.
     tag_bits: "constants" ["Py_TAG_BITS"];
+
+    // Objects, read for thread names and `dump --locals`.
+    /// `PyInterpreterState.imports.modules` (3.12+) or `modules`: `sys.modules`.
+    interp_modules: "PyInterpreterState" ["imports.modules", "modules"] debug "interpreter_state.imports_modules";
+    /// `PyTypeObject.tp_flags`.
+    type_flags: "PyTypeObject" ["tp_flags"] debug "type_object.tp_flags";
+    /// `PyTypeObject.tp_basicsize`.
+    type_basicsize: "PyTypeObject" ["tp_basicsize"] debug "type_object.tp_basicsize";
+    /// `PyTypeObject.tp_dictoffset`.
+    type_dictoffset: "PyTypeObject" ["tp_dictoffset"] debug "type_object.tp_dictoffset";
+    /// `PyHeapTypeObject.ht_cached_keys`: the keys shared by instances' split dicts.
+    heaptype_cached_keys: "PyHeapTypeObject" ["ht_cached_keys"] debug "heap_type_object.ht_cached_keys";
+    /// `PyModuleObject.md_dict`.
+    module_dict: "PyModuleObject" ["md_dict"];
+    /// `PyDictObject.ma_used`.
+    dict_used: "PyDictObject" ["ma_used"];
+    /// `PyDictObject.ma_keys` (3.x).
+    dict_keys: "PyDictObject" ["ma_keys"] debug "dict_object.ma_keys";
+    /// `PyDictObject.ma_values` (3.x): the values of a split dict.
+    dict_values: "PyDictObject" ["ma_values"] debug "dict_object.ma_values";
+    /// `PyDictObject.ma_mask` (2.7).
+    py2_dict_mask: "PyDictObject" ["ma_mask"];
+    /// `PyDictObject.ma_table` (2.7).
+    py2_dict_table: "PyDictObject" ["ma_table"];
+    /// `sizeof(PyDictEntry)` (2.7).
+    py2_entry_size: "PyDictEntry" ["sizeof"];
+    /// `PyDictEntry.me_key` (2.7).
+    py2_entry_key: "PyDictEntry" ["me_key"];
+    /// `PyDictEntry.me_value` (2.7).
+    py2_entry_value: "PyDictEntry" ["me_value"];
+    /// `PyDictKeysObject.dk_size` (3.6–3.10).
+    keys_size: "PyDictKeysObject" ["dk_size"];
+    /// `PyDictKeysObject.dk_log2_size` (3.11+).
+    keys_log2_size: "PyDictKeysObject" ["dk_log2_size"];
+    /// `PyDictKeysObject.dk_log2_index_bytes` (3.11+).
+    keys_log2_index_bytes: "PyDictKeysObject" ["dk_log2_index_bytes"];
+    /// `PyDictKeysObject.dk_kind` (3.11+).
+    keys_kind: "PyDictKeysObject" ["dk_kind"];
+    /// `PyDictKeysObject.dk_nentries`.
+    keys_nentries: "PyDictKeysObject" ["dk_nentries"];
+    /// `PyDictKeysObject.dk_indices`: the index table, followed by the entries.
+    keys_indices: "PyDictKeysObject" ["dk_indices"];
+    /// `sizeof(PyDictKeyEntry)`: an entry with a hash.
+    entry_size: "PyDictKeyEntry" ["sizeof"];
+    /// `PyDictKeyEntry.me_key`.
+    entry_key: "PyDictKeyEntry" ["me_key"];
+    /// `PyDictKeyEntry.me_value`.
+    entry_value: "PyDictKeyEntry" ["me_value"];
+    /// `sizeof(PyDictUnicodeEntry)` (3.11+): an entry of a `str`-keyed table.
+    unicode_entry_size: "PyDictUnicodeEntry" ["sizeof"];
+    /// `PyDictUnicodeEntry.me_key`.
+    unicode_entry_key: "PyDictUnicodeEntry" ["me_key"];
+    /// `PyDictUnicodeEntry.me_value`.
+    unicode_entry_value: "PyDictUnicodeEntry" ["me_value"];
+    /// `PyDictValues.values` (3.11+).
+    dict_values_values: "PyDictValues" ["values"];
+    /// `PyDictValues.valid` (3.13+): false once an object's inline values moved to a dict.
+    dict_values_valid: "PyDictValues" ["valid"];
+    /// `PyLongObject.long_value.ob_digit` (3.12+) or `ob_digit`.
+    long_digits: "PyLongObject" ["long_value.ob_digit", "ob_digit"] debug "long_object.ob_digit";
+    /// `PyLongObject.long_value.lv_tag` (3.12+): digit count and sign.
+    long_tag: "PyLongObject" ["long_value.lv_tag"] debug "long_object.lv_tag";
+    /// `PyIntObject.ob_ival` (2.7).
+    py2_int_value: "PyIntObject" ["ob_ival"];
+    /// `PyFloatObject.ob_fval`.
+    float_value: "PyFloatObject" ["ob_fval"] debug "float_object.ob_fval";
+    /// `PySetObject.used`.
+    set_used: "PySetObject" ["used"] debug "set_object.used";
+    /// `PyCellObject.ob_ref`.
+    cell_ref: "PyCellObject" ["ob_ref"];
+    /// `PyCodeObject.co_argcount`.
+    code_argcount: "PyCodeObject" ["co_argcount"] debug "code_object.argcount";
+    /// `PyCodeObject.co_kwonlyargcount` (3.x).
+    code_kwonlyargcount: "PyCodeObject" ["co_kwonlyargcount"];
+    /// `PyCodeObject.co_flags`.
+    code_flags: "PyCodeObject" ["co_flags"];
+    /// `PyCodeObject.co_nlocals` (up to 3.10: the fast locals before the cells).
+    code_nlocals: "PyCodeObject" ["co_nlocals"];
+    /// `PyCodeObject.co_varnames` (up to 3.10).
+    code_varnames: "PyCodeObject" ["co_varnames"];
+    /// `PyCodeObject.co_cellvars` (up to 3.10).
+    code_cellvars: "PyCodeObject" ["co_cellvars"];
+    /// `PyCodeObject.co_freevars` (up to 3.10).
+    code_freevars: "PyCodeObject" ["co_freevars"];
+    /// `PyCodeObject.co_nlocalsplus` (3.11+).
+    code_nlocalsplus: "PyCodeObject" ["co_nlocalsplus"];
+    /// `PyCodeObject.co_localsplusnames` (3.11+).
+    code_localsplusnames: "PyCodeObject" ["co_localsplusnames"] debug "code_object.localsplusnames";
+    /// `PyCodeObject.co_localspluskinds` (3.11+).
+    code_localspluskinds: "PyCodeObject" ["co_localspluskinds"] debug "code_object.localspluskinds";
+    /// `PyTupleObject.ob_item`.
+    tuple_items: "PyTupleObject" ["ob_item"] debug "tuple_object.ob_item";
+    /// `PyUnicodeObject.length` (2.7's `unicode`).
+    py2_unicode_length: "PyUnicodeObject" ["length"];
+    /// `PyUnicodeObject.str` (2.7): the code units.
+    py2_unicode_str: "PyUnicodeObject" ["str"];
+    /// `Py_UNICODE_SIZE` (2.7): bytes per code unit.
+    py2_unicode_size: "constants" ["Py_UNICODE_SIZE"];
+    /// `PyLong_SHIFT`: bits per digit of an int.
+    long_shift: "constants" ["PyLong_SHIFT"];
+    /// `sizeof(digit)`.
+    digit_size: "constants" ["SIZEOF_DIGIT"];
+    /// `CO_VARARGS`.
+    co_varargs: "constants" ["CO_VARARGS"];
+    /// `CO_VARKEYWORDS`.
+    co_varkeywords: "constants" ["CO_VARKEYWORDS"];
+    /// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
+    tpflags_managed_dict: "constants" ["Py_TPFLAGS_MANAGED_DICT"];
+    /// `Py_TPFLAGS_INLINE_VALUES` (3.13+).
+    tpflags_inline_values: "constants" ["Py_TPFLAGS_INLINE_VALUES"];
+    /// Bytes before an object where its managed dict pointer lives (3.11+).
+    managed_dict_before: "constants" ["MANAGED_DICT_BEFORE"];
+    /// Bytes before an object where its values pointer lives (3.11).
+    managed_values_before: "constants" ["MANAGED_VALUES_BEFORE"];
+    /// `DICT_KEYS_GENERAL` (3.11+): the `dk_kind` of tables whose entries carry a hash.
+    dict_keys_general: "constants" ["DICT_KEYS_GENERAL"];
+    /// `CO_FAST_LOCAL` (3.11+).
+    co_fast_local: "constants" ["CO_FAST_LOCAL"];
+    /// `CO_FAST_CELL` (3.11+).
+    co_fast_cell: "constants" ["CO_FAST_CELL"];
+    /// `CO_FAST_FREE` (3.11+).
+    co_fast_free: "constants" ["CO_FAST_FREE"];
+    /// `CO_FAST_HIDDEN` (3.12+): compiler temporaries.
+    co_fast_hidden: "constants" ["CO_FAST_HIDDEN"];
 }
 
 impl Offsets {

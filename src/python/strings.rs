@@ -17,15 +17,32 @@ const SPECULATIVE: usize = 128;
 
 /// Reads a name (a `str` object; in Python 2 a byte string) and decodes it.
 pub fn read_str(mem: &dyn ReadMemory, layout: &ObjectLayout, addr: RemoteAddr) -> Result<String> {
+    if let NameStrings::Bytes = layout.names {
+        let bytes = read_bytes(mem, layout, addr, MAX_STR_CHARS * 4)?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let (text, length) = read_str_prefix(mem, layout, addr, MAX_STR_CHARS)?;
+    if length > MAX_STR_CHARS as u64 {
+        return Err(Error::corrupt(format!(
+            "string of length {length} at {addr}"
+        )));
+    }
+    Ok(text)
+}
+
+/// Reads at most `max_chars` characters of a Python 3 `str` and returns them with the whole
+/// string's length in characters (longer strings are cut on a character boundary).
+pub fn read_str_prefix(
+    mem: &dyn ReadMemory,
+    layout: &ObjectLayout,
+    addr: RemoteAddr,
+    max_chars: usize,
+) -> Result<(String, u64)> {
     if addr.is_null() {
         return Err(Error::corrupt("null string pointer"));
     }
-    let u = match &layout.names {
-        NameStrings::Unicode(u) => u,
-        NameStrings::Bytes => {
-            let bytes = read_bytes(mem, layout, addr, MAX_STR_CHARS * 4)?;
-            return Ok(String::from_utf8_lossy(&bytes).into_owned());
-        }
+    let NameStrings::Unicode(u) = &layout.names else {
+        return Err(Error::corrupt("Python 2 has no PEP 393 strings"));
     };
     // Offsets are bounded when the layout is built (tables are ours, debug offsets are
     // checked), so these sums cannot overflow.
@@ -39,12 +56,13 @@ pub fn read_str(mem: &dyn ReadMemory, layout: &ObjectLayout, addr: RemoteAddr) -
         buf.truncate(header_len);
         mem.read(addr, &mut buf)?;
     }
-    let length = buf.u64_at(u.length)? as i64;
-    if !(0..=MAX_STR_CHARS as i64).contains(&length) {
+    let full_length = buf.u64_at(u.length)? as i64;
+    if full_length < 0 {
         return Err(Error::corrupt(format!(
-            "string of length {length} at {addr}"
+            "string of length {full_length} at {addr}"
         )));
     }
+    let length = full_length.min(max_chars as i64);
     let state = buf.u32_at(u.state)?;
     let kind = (state >> u.kind_shift) & u.kind_mask;
     let compact = (state >> u.compact_shift) & 1 == 1;
@@ -63,13 +81,15 @@ pub fn read_str(mem: &dyn ReadMemory, layout: &ObjectLayout, addr: RemoteAddr) -
     } else {
         // Legacy string: the characters live elsewhere; the pointer follows the compact header.
         let ptr = mem.read_addr(addr.offset(u.compact_data)?)?;
-        return decode(&mem.read_vec(ptr, nbytes)?, width, ascii);
+        let text = decode(&mem.read_vec(ptr, nbytes)?, width, ascii)?;
+        return Ok((text, full_length as u64));
     };
     let start = data_at as usize;
-    match buf.get(start..start + nbytes) {
-        Some(chars) => decode(chars, width, ascii),
-        None => decode(&mem.read_vec(addr.offset(data_at)?, nbytes)?, width, ascii),
-    }
+    let text = match buf.get(start..start + nbytes) {
+        Some(chars) => decode(chars, width, ascii)?,
+        None => decode(&mem.read_vec(addr.offset(data_at)?, nbytes)?, width, ascii)?,
+    };
+    Ok((text, full_length as u64))
 }
 
 fn decode(bytes: &[u8], width: usize, ascii: bool) -> Result<String> {
@@ -105,14 +125,31 @@ pub fn read_bytes(
     addr: RemoteAddr,
     max: usize,
 ) -> Result<Vec<u8>> {
+    let (bytes, size) = read_bytes_prefix(mem, layout, addr, max)?;
+    if size > max as u64 {
+        return Err(Error::corrupt(format!("bytes of length {size} at {addr}")));
+    }
+    Ok(bytes)
+}
+
+/// Reads at most `max` bytes of a `bytes` object (Python 2: `str`) and returns them with its
+/// whole length.
+pub fn read_bytes_prefix(
+    mem: &dyn ReadMemory,
+    layout: &ObjectLayout,
+    addr: RemoteAddr,
+    max: usize,
+) -> Result<(Vec<u8>, u64)> {
     if addr.is_null() {
         return Err(Error::corrupt("null bytes pointer"));
     }
     let size = mem.read_u64(addr.offset(layout.ob_size)?)? as i64;
-    if !(0..=max as i64).contains(&size) {
+    if size < 0 {
         return Err(Error::corrupt(format!("bytes of length {size} at {addr}")));
     }
-    mem.read_vec(addr.offset(layout.bytes_data)?, size as usize)
+    let len = (size as u64).min(max as u64) as usize;
+    let bytes = mem.read_vec(addr.offset(layout.bytes_data)?, len)?;
+    Ok((bytes, size as u64))
 }
 
 /// Reads a NUL-terminated C string of at most `max` bytes (a type's `tp_name`).

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Recovery, Result};
 use crate::model::{Frame, Sample, ThreadSample};
 use crate::process::{pthread, OsThread, Process};
+use crate::python::threading::ThreadNames;
 use crate::python::{Interpreter, ThreadStack};
 
 use schedule::Schedule;
@@ -85,6 +86,7 @@ pub struct Sampler {
     /// Offset of the kernel id in glibc's `struct pthread`, for versions that record only the
     /// pthread id (before 3.11); found on first use.
     pthread_tid_offset: Option<u64>,
+    thread_names: ThreadNames,
 }
 
 impl Sampler {
@@ -96,6 +98,7 @@ impl Sampler {
             options,
             short_names: HashMap::new(),
             pthread_tid_offset: None,
+            thread_names: ThreadNames::default(),
         }
     }
 
@@ -129,8 +132,12 @@ impl Sampler {
             // The pause guard drops here: the target runs again before we do anything else.
         };
         let native_ids = self.native_ids(&stacks, &os_threads);
+        let idents: Vec<u64> = stacks.iter().map(|s| s.thread.thread_id).collect();
+        let names = self
+            .thread_names
+            .get(&self.interpreter, &self.process, &idents);
         let mut threads = Vec::with_capacity(stacks.len());
-        for (stack, native) in stacks.into_iter().zip(native_ids) {
+        for ((stack, native), name) in stacks.into_iter().zip(native_ids).zip(names) {
             // The GIL's holder is running Python code whatever the scheduler said a moment ago.
             let active = stack.holds_gil
                 || native
@@ -153,7 +160,7 @@ impl Sampler {
                 os_thread_id: native,
                 active,
                 holds_gil: stack.holds_gil,
-                name: None,
+                name,
                 frames,
             });
         }

@@ -16,7 +16,7 @@ def _marker_line(marker):
     raise ValueError("no marker %r in %s" % (marker, path))
 
 
-def _at_line(frame, path, line):
+def at_line(frame, path, line):
     """True when some frame of the chain is at `line` of the main script."""
     while frame is not None:
         if frame.f_lineno == line and frame.f_code.co_filename == path:
@@ -37,7 +37,7 @@ def announce_when_at(marker, settle=0.05):
     def watch():
         since = None
         while True:
-            if _at_line(sys._current_frames().get(target), path, line):
+            if at_line(sys._current_frames().get(target), path, line):
                 since = since or time.time()
                 if time.time() - since >= settle:
                     sys.stdout.write("ready\n")
