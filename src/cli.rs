@@ -86,6 +86,9 @@ struct DumpArgs {
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
     full_filenames: bool,
+    /// Show each frame's arguments and local variables (short reprs, read from outside).
+    #[arg(short, long)]
+    locals: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,6 +143,7 @@ impl Cli {
                 json: a.json,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
+                locals: a.locals,
             }),
         }
     }

@@ -52,6 +52,8 @@ pub struct DumpConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
+    /// Show each frame's arguments and locals.
+    pub locals: bool,
 }
 
 /// A parsed command line.

@@ -63,6 +63,20 @@ pub struct ThreadSample {
     pub name: Option<Arc<str>>,
     /// The stack, innermost frame first.
     pub frames: Vec<Frame>,
+    /// Each frame's arguments and locals, in the order of `frames`, when they were asked for
+    /// (`dump --locals`); empty otherwise.
+    pub locals: Vec<Vec<Local>>,
+}
+
+/// An argument or local variable of a frame, with a short repr of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    /// The variable's name.
+    pub name: String,
+    /// A short repr of its value (see `python::objects`).
+    pub value: String,
+    /// True for the function's arguments (including `*args` and `**kwargs`).
+    pub is_arg: bool,
 }
 
 /// Every thread of one process at one instant.

@@ -36,6 +36,15 @@ struct JsonFrame {
     short_filename: Option<String>,
     line: u32,
     first_line: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locals: Option<Vec<JsonLocal>>,
+}
+
+#[derive(Serialize)]
+struct JsonLocal {
+    name: String,
+    value: String,
+    arg: bool,
 }
 
 /// Runs `dump`.
@@ -56,6 +65,7 @@ pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
             seed: crate::sampling::time_seed(),
+            locals: config.locals,
         },
     );
     let sample = sampler.sample()?;
@@ -98,12 +108,22 @@ fn write_text(
             Some(name) => writeln!(out, "Thread {tid} \"{name}\" ({state}{gil})")?,
             None => writeln!(out, "Thread {tid} ({state}{gil})")?,
         }
-        for frame in &thread.frames {
+        for (i, frame) in thread.frames.iter().enumerate() {
             let file = frame.display_filename();
             if frame.line == 0 || file.is_empty() {
                 writeln!(out, "    {} ({file})", frame.name)?;
             } else {
                 writeln!(out, "    {} ({file}:{})", frame.name, frame.line)?;
+            }
+            let locals = thread.locals.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            for (heading, args) in [("Arguments", true), ("Locals", false)] {
+                let mut shown = locals.iter().filter(|l| l.is_arg == args).peekable();
+                if shown.peek().is_some() {
+                    writeln!(out, "        {heading}:")?;
+                }
+                for local in shown {
+                    writeln!(out, "            {} = {}", local.name, local.value)?;
+                }
             }
         }
     }
@@ -132,12 +152,23 @@ fn write_json(
                 frames: t
                     .frames
                     .iter()
-                    .map(|f| JsonFrame {
+                    .enumerate()
+                    .map(|(i, f)| JsonFrame {
                         name: f.name.to_string(),
                         filename: f.filename.to_string(),
                         short_filename: f.short_filename.as_deref().map(str::to_string),
                         line: f.line,
                         first_line: f.first_line,
+                        locals: t.locals.get(i).map(|locals| {
+                            locals
+                                .iter()
+                                .map(|l| JsonLocal {
+                                    name: l.name.clone(),
+                                    value: l.value.clone(),
+                                    arg: l.is_arg,
+                                })
+                                .collect()
+                        }),
                     })
                     .collect(),
             })

@@ -48,6 +48,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             full_filenames: config.full_filenames,
             max_depth: MAX_DEPTH,
             seed: crate::sampling::time_seed(),
+            locals: false,
         },
     );
     let mut counts = StackCounts::new(config.style).with_thread_roots(config.threads);

@@ -174,6 +174,7 @@ mod tests {
                     holds_gil: false,
                     name: None,
                     frames,
+                    locals: Vec::new(),
                 })
                 .collect(),
         }

@@ -30,6 +30,18 @@ pub struct RawFrame {
     pub code: Arc<CodeInfo>,
     /// The line being executed (0 when unknown).
     pub line: u32,
+    /// Where the frame and its code object are, for reading its locals.
+    pub at: FrameRef,
+}
+
+/// The addresses of one frame (an interpreter frame from 3.11, a frame object before) and
+/// of its code object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// The frame.
+    pub frame: RemoteAddr,
+    /// Its code object.
+    pub code: RemoteAddr,
 }
 
 /// A thread's frames, innermost first, and whether the depth cap cut the outermost ones.
@@ -80,15 +92,31 @@ pub fn walk(
         FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk.truncated)?,
     };
     // Then the code objects: cached ones are re-checked in one batch, new ones read.
-    let addrs: Vec<RemoteAddr> = chain.iter().map(|(a, _)| *a).collect();
+    let addrs: Vec<RemoteAddr> = chain.iter().map(|s| s.code).collect();
     cache.validate(mem, layout, &addrs);
-    for (code_addr, offset) in chain {
-        if let Some(code) = cache.get(mem, layout, code_addr, offset)? {
-            let line = code.line_at(offset);
-            walk.frames.push(RawFrame { code, line });
+    for step in chain {
+        if let Some(code) = cache.get(mem, layout, step.code, step.offset)? {
+            let line = code.line_at(step.offset);
+            walk.frames.push(RawFrame {
+                code,
+                line,
+                at: FrameRef {
+                    frame: step.frame,
+                    code: step.code,
+                },
+            });
         }
     }
     Ok(walk)
+}
+
+/// A Python frame of a chain: the frame, its code object, and the byte offset of the current
+/// instruction in the bytecode.
+#[derive(Debug, Clone, Copy)]
+struct ChainFrame {
+    frame: RemoteAddr,
+    code: RemoteAddr,
+    offset: i64,
 }
 
 /// What one step of a chain walk found: the frame's (code object, byte offset) when it is a
@@ -103,7 +131,7 @@ fn follow_chain(
     max_depth: usize,
     truncated: &mut bool,
     mut step: impl FnMut(RemoteAddr) -> Result<Step>,
-) -> Result<Vec<(RemoteAddr, i64)>> {
+) -> Result<Vec<ChainFrame>> {
     let mut chain = Vec::new();
     let mut seen = HashSet::new();
     let limit = 4 * max_depth + 64;
@@ -117,7 +145,11 @@ fn follow_chain(
             return Err(Error::corrupt("frame chain is cyclic"));
         }
         let (frame, next) = step(addr)?;
-        chain.extend(frame);
+        chain.extend(frame.map(|(code, offset)| ChainFrame {
+            frame: addr,
+            code,
+            offset,
+        }));
         addr = next;
     }
     Ok(chain)
@@ -131,7 +163,7 @@ fn interpreter_chain(
     thread: &ThreadState,
     max_depth: usize,
     truncated: &mut bool,
-) -> Result<Vec<(RemoteAddr, i64)>> {
+) -> Result<Vec<ChainFrame>> {
     let prefetch = prefetch_datastack(mem, thread);
     follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf: Cow<[u8]> = match prefetch
@@ -163,7 +195,7 @@ fn object_chain(
     thread: &ThreadState,
     max_depth: usize,
     truncated: &mut bool,
-) -> Result<Vec<(RemoteAddr, i64)>> {
+) -> Result<Vec<ChainFrame>> {
     follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf = mem.read_vec(addr, f.size as usize)?;
         let lasti = i64::from(buf.i32_at(f.lasti)?);

@@ -10,6 +10,7 @@ pub mod debug_offsets;
 pub mod frames;
 pub mod layout;
 pub mod linetable;
+pub mod locals;
 pub mod objects;
 pub mod offsets;
 pub mod runtime;
@@ -52,6 +53,8 @@ pub struct ThreadStack {
     pub thread: ThreadState,
     /// The frames (a truncation marker last when the depth cap was hit).
     pub frames: Vec<Frame>,
+    /// Where each Python frame of `frames` is, in the same order.
+    pub frame_refs: Vec<frames::FrameRef>,
     /// True when this thread held the GIL at the sample.
     pub holds_gil: bool,
 }
@@ -277,6 +280,18 @@ impl Interpreter {
         Ok(names)
     }
 
+    /// The arguments and locals of one frame of a stack this interpreter walked.
+    pub fn locals(
+        &self,
+        mem: &dyn ReadMemory,
+        at: frames::FrameRef,
+    ) -> Result<Vec<crate::model::Local>> {
+        let objects = objects::Objects::new(mem, &self.layout).ok_or_else(|| {
+            Error::corrupt("the offsets for reading objects are missing for this version")
+        })?;
+        locals::frame_locals(&objects, at)
+    }
+
     /// The thread states holding a GIL (at most one per GIL; empty while it is released or
     /// when the version's record of it is unknown).
     pub fn gil_holders(&self, mem: &dyn ReadMemory) -> Result<Vec<RemoteAddr>> {
@@ -331,9 +346,11 @@ impl Interpreter {
                 frames.push(Frame::truncated(max_depth));
             }
             let holds_gil = gil_holders.contains(&thread.addr);
+            let frame_refs = walk.frames.iter().map(|f| f.at).collect();
             out.push(ThreadStack {
                 thread,
                 frames,
+                frame_refs,
                 holds_gil,
             });
         }

@@ -493,6 +493,11 @@ impl<'a> Objects<'a> {
         self.mem
     }
 
+    /// The interpreter's layout.
+    pub fn layout(&self) -> &Layout {
+        self.layout
+    }
+
     /// True when names are Python 2 byte strings.
     pub fn py2(&self) -> bool {
         matches!(self.layout.object.names, NameStrings::Bytes)
@@ -592,6 +597,59 @@ fn quote(prefix: &str, text: &str, cut: bool, bytes: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::python::offsets::table_for;
+    use crate::python::PyVersion;
+
+    /// Memory where every address holds bytes derived from the address: pointers lead
+    /// everywhere and every count is arbitrary.
+    struct Garbage(u64);
+
+    impl ReadMemory for Garbage {
+        fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
+            if addr.0 % 7 == 3 {
+                return Err(Error::corrupt("unmapped"));
+            }
+            for (i, b) in buf.iter_mut().enumerate() {
+                let mut x = (addr.0.wrapping_add(i as u64) / 8) ^ self.0;
+                x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                x ^= x >> 29;
+                // Mostly small values and plausible pointers, sometimes anything.
+                let word = match x % 4 {
+                    0 => x % 64,
+                    1 => 0x1000 + (x % 0x10000) * 8,
+                    2 => 0,
+                    _ => x,
+                };
+                *b = word.to_le_bytes()[(addr.0.wrapping_add(i as u64) % 8) as usize];
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn garbage_memory_gives_errors_or_placeholders_never_panics() {
+        for v in ["2.7.18", "3.6.15", "3.10.13", "3.11.7", "3.12.1"] {
+            let version = PyVersion::parse(v).unwrap();
+            let table = table_for(version).unwrap().unwrap();
+            let layout = Layout::new(version, &table, None).unwrap();
+            for seed in 0..200u64 {
+                let mem = Garbage(seed);
+                let objects = Objects::new(&mem, &layout).unwrap();
+                let obj = RemoteAddr(0x1000 + seed * 8);
+                let _ = objects.repr(obj);
+                let _ = objects.dict_items(obj);
+                let _ = objects.instance_attr(obj, "_name");
+                let _ = objects.int_decimal(obj);
+                let _ = objects.int_u64(obj);
+                let at = crate::python::frames::FrameRef {
+                    frame: obj,
+                    code: RemoteAddr(0x2000 + seed * 16),
+                };
+                let _ = crate::python::locals::frame_locals(&objects, at);
+                let _ = crate::python::threading::names_in(&objects, obj);
+            }
+        }
+    }
 
     #[test]
     fn ints_convert_to_decimal() {

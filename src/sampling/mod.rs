@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Recovery, Result};
-use crate::model::{Frame, Sample, ThreadSample};
+use crate::model::{Frame, Local, Sample, ThreadSample};
 use crate::process::{pthread, OsThread, Process};
 use crate::python::threading::ThreadNames;
 use crate::python::{Interpreter, ThreadStack};
@@ -38,6 +38,8 @@ pub struct SamplerOptions {
     pub max_depth: usize,
     /// Seed of the interval jitter.
     pub seed: u64,
+    /// Read every frame's arguments and locals (`dump --locals`).
+    pub locals: bool,
 }
 
 /// A seed for the interval jitter that differs between runs.
@@ -127,17 +129,49 @@ impl Sampler {
                     .collect();
                 Some(self.process.pause(&running)?)
             };
-            self.interpreter
-                .stacks(&self.process, self.options.max_depth)?
+            let stacks = self
+                .interpreter
+                .stacks(&self.process, self.options.max_depth)?;
+            // Locals are read while the target is still paused, so they match the stacks.
+            let locals: Vec<Vec<Vec<Local>>> = if self.options.locals {
+                stacks
+                    .iter()
+                    .map(|s| {
+                        s.frame_refs
+                            .iter()
+                            .map(|at| {
+                                self.interpreter
+                                    .locals(&self.process, *at)
+                                    .unwrap_or_else(|e| {
+                                        vec![Local {
+                                            name: "<locals>".into(),
+                                            value: format!("<unreadable: {e}>"),
+                                            is_arg: false,
+                                        }]
+                                    })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                vec![Vec::new(); stacks.len()]
+            };
+            (stacks, locals)
             // The pause guard drops here: the target runs again before we do anything else.
         };
+        let (stacks, mut locals) = stacks;
         let native_ids = self.native_ids(&stacks, &os_threads);
         let idents: Vec<u64> = stacks.iter().map(|s| s.thread.thread_id).collect();
         let names = self
             .thread_names
             .get(&self.interpreter, &self.process, &idents);
         let mut threads = Vec::with_capacity(stacks.len());
-        for ((stack, native), name) in stacks.into_iter().zip(native_ids).zip(names) {
+        for (((stack, native), name), locals) in stacks
+            .into_iter()
+            .zip(native_ids)
+            .zip(names)
+            .zip(locals.drain(..))
+        {
             // The GIL's holder is running Python code whatever the scheduler said a moment ago.
             let active = stack.holds_gil
                 || native
@@ -162,6 +196,7 @@ impl Sampler {
                 holds_gil: stack.holds_gil,
                 name,
                 frames,
+                locals,
             });
         }
         Ok(Sample {

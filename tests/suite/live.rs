@@ -694,3 +694,80 @@ fn threads_are_named_and_blocked_ones_are_idle() {
         );
     });
 }
+
+#[test]
+fn dump_locals_shows_arguments_and_values_of_every_common_type() {
+    for_each_python(|py| {
+        let target = Target::start(py, "locals.py", &[]);
+        let dump = dump_json(target.pid, &["--locals"]);
+        let main = main_thread(&dump, target.pid);
+        let frame = &main["frames"][0];
+        assert_eq!(frame["line"], marker_line("locals.py", "spin"), "{frame}");
+        let py2 = py.version.0 == 2;
+        let e_acute = "é".repeat(80);
+        let mut want: Vec<(&str, String, bool)> = vec![
+            ("number", "42".into(), true),
+            ("text", "'hi'".into(), true),
+            ("rest", "<tuple of length 2>".into(), true),
+            ("options", "<dict of length 1>".into(), true),
+            ("nothing", "None".into(), false),
+            ("yes", "True".into(), false),
+            ("no", "False".into(), false),
+            ("negative", "-7".into(), false),
+        ];
+        if py2 {
+            want.extend([
+                ("big", "1267650600228229401496703205376L".into(), false),
+                ("big_negative", "-1180591620717411303424L".into(), false),
+                ("ratio", "3.25".into(), false),
+                ("greeting", "u'héllo'".into(), false),
+                ("long_text", format!("u'{e_acute}'..."), false),
+                ("raw", "\"\\x00ab'\"".into(), false),
+            ]);
+        } else {
+            want.extend([
+                ("big", "1267650600228229401496703205376".into(), false),
+                ("big_negative", "-1180591620717411303424".into(), false),
+                ("ratio", "3.25".into(), false),
+                ("greeting", "'héllo wörld 名前'".into(), false),
+                ("long_text", format!("'{e_acute}'..."), false),
+                ("raw", "b\"\\x00ab'\"".into(), false),
+            ]);
+        }
+        want.extend([
+            ("items", "<list of length 3>".into(), false),
+            ("pair", "<tuple of length 2>".into(), false),
+            ("mapping", "<dict of length 1>".into(), false),
+            ("unique", "<set of length 4>".into(), false),
+        ]);
+        let got: Vec<(String, String, bool)> = frame["locals"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no locals: {frame}"))
+            .iter()
+            .map(|l| {
+                (
+                    l["name"].as_str().unwrap().to_string(),
+                    l["value"].as_str().unwrap().to_string(),
+                    l["arg"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, bool)> = want
+            .into_iter()
+            .map(|(n, v, a)| (n.to_string(), v, a))
+            .collect();
+        assert_eq!(got, want);
+
+        // The text form lists the same under headings.
+        let out = run_sampler(&["dump", "--pid", &target.pid.to_string(), "--locals"]);
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("        Arguments:\n            number = 42\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("            unique = <set of length 4>\n"),
+            "{shown}"
+        );
+    });
+}
