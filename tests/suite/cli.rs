@@ -245,5 +245,14 @@ fn the_progress_line_is_drawn_on_a_terminal_only() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("sampling: "), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The summary, and on a loaded machine perhaps the note that the rate was out of reach.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("sampler: cannot keep up"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("sampler: wrote flamegraph"),
+        "{stderr}"
+    );
 }

@@ -84,7 +84,7 @@ fn dump_shows_the_known_chain_with_exact_lines() {
             "{shown}"
         );
         assert!(
-            shown.contains(&format!("Thread {} (", target.pid)),
+            shown.contains(&format!("Thread {} \"MainThread\" (", target.pid)),
             "{shown}"
         );
     });
