@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, DumpConfig, RecordConfig, Target};
+use crate::config::{Command, DumpConfig, RecordConfig, Target, TopConfig};
 use crate::output::{Format, FrameStyle};
 
 /// A sampling profiler for CPython that reads the interpreter from outside the process.
@@ -26,6 +26,8 @@ enum CliCommand {
     Record(RecordArgs),
     /// Print every thread's current Python stack once.
     Dump(DumpArgs),
+    /// Show a live table of the functions taking the most time, like `top`.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +93,36 @@ struct DumpArgs {
     locals: bool,
 }
 
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["pid", "command"]))]
+struct TopArgs {
+    /// The pid of a running Python process to sample.
+    #[arg(short, long)]
+    pid: Option<u32>,
+    /// Samples per second.
+    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
+    /// Seconds between redraws of the view.
+    #[arg(long, default_value = "1", value_parser = parse_refresh)]
+    refresh: Duration,
+    /// Include threads that are idle (sleeping or blocked) according to the OS.
+    #[arg(short, long)]
+    idle: bool,
+    /// Sample only the thread holding the GIL (each sample has at most one stack).
+    #[arg(short, long)]
+    gil: bool,
+    /// Do not pause the target while reading it (lower overhead, stacks may be torn).
+    #[arg(long)]
+    nonblocking: bool,
+    /// Show whole file names instead of package-relative ones.
+    #[arg(long)]
+    full_filenames: bool,
+    /// The command to launch and watch, after `--`: `sampler top -- python app.py`. Its
+    /// input and output go to /dev/null, since the view owns the terminal.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CliFormat {
     /// An SVG flame graph.
@@ -107,6 +139,17 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` must be a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A refresh interval: seconds, at least 0.05 (faster cannot be read, only costs CPU).
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    let interval = parse_seconds(text)?;
+    if interval < Duration::from_millis(50) {
+        return Err(format!(
+            "`{text}` is too short: the view refreshes at most every 0.05 s"
+        ));
+    }
+    Ok(interval)
 }
 
 impl Cli {
@@ -144,6 +187,18 @@ impl Cli {
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
                 locals: a.locals,
+            }),
+            CliCommand::Top(a) => Command::Top(TopConfig {
+                target: match a.pid {
+                    Some(pid) => Target::Pid(pid),
+                    None => Target::Command(a.command),
+                },
+                rate_hz: f64::from(a.rate),
+                refresh: a.refresh,
+                include_idle: a.idle,
+                gil_only: a.gil,
+                nonblocking: a.nonblocking,
+                full_filenames: a.full_filenames,
             }),
         }
     }
@@ -191,6 +246,46 @@ mod tests {
         assert!(parse(&["sampler", "record", "-p", "1", "-f", "png"]).is_err());
         assert!(parse(&["sampler", "record", "-p", "1", "--bogus"]).is_err());
         assert!(parse(&["sampler", "dump"]).is_err());
+        assert!(parse(&["sampler", "top"]).is_err(), "needs a target");
+        assert!(parse(&["sampler", "top", "-p", "1", "--", "python"]).is_err());
+        assert!(parse(&["sampler", "top", "-p", "1", "--refresh", "0"]).is_err());
+        assert!(parse(&["sampler", "top", "-p", "1", "--refresh", "0.01"]).is_err());
+        assert!(parse(&["sampler", "top", "-p", "1", "-d", "3"]).is_err());
+    }
+
+    #[test]
+    fn top_options_map_to_settings() {
+        let Command::Top(c) = parse(&["sampler", "top", "--", "python", "app.py"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            c.target,
+            Target::Command(vec!["python".into(), "app.py".into()])
+        );
+        assert_eq!(c.rate_hz, 100.0);
+        assert_eq!(c.refresh, Duration::from_secs(1));
+        assert!(!(c.include_idle || c.gil_only || c.nonblocking || c.full_filenames));
+        let Command::Top(c) = parse(&[
+            "sampler",
+            "top",
+            "-p",
+            "42",
+            "-r",
+            "250",
+            "--refresh",
+            "0.25",
+            "-i",
+            "-g",
+            "--nonblocking",
+            "--full-filenames",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.target, Target::Pid(42));
+        assert_eq!(c.rate_hz, 250.0);
+        assert_eq!(c.refresh, Duration::from_millis(250));
+        assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
     }
 
     #[test]

@@ -56,6 +56,25 @@ pub struct DumpConfig {
     pub locals: bool,
 }
 
+/// Settings of `sampler top`.
+#[derive(Debug, Clone)]
+pub struct TopConfig {
+    /// What to profile.
+    pub target: Target,
+    /// Samples per second.
+    pub rate_hz: f64,
+    /// How often the view is redrawn.
+    pub refresh: Duration,
+    /// Keep idle threads.
+    pub include_idle: bool,
+    /// Keep only the thread holding the GIL.
+    pub gil_only: bool,
+    /// Do not pause the target.
+    pub nonblocking: bool,
+    /// Keep file names whole.
+    pub full_filenames: bool,
+}
+
 /// A parsed command line.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -63,4 +82,6 @@ pub enum Command {
     Record(RecordConfig),
     /// `sampler dump`.
     Dump(DumpConfig),
+    /// `sampler top`.
+    Top(TopConfig),
 }

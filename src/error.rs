@@ -82,6 +82,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// `top` was started with its output going somewhere other than a terminal.
+    #[error("sampler top draws on a terminal, but its standard output is not one")]
+    NotATerminal,
     /// Some other I/O failure (files, /proc).
     #[error("{context}")]
     Io {
@@ -117,6 +120,7 @@ impl Error {
             | Error::UnsupportedVersion { .. }
             | Error::Binary { .. }
             | Error::Offsets { .. }
+            | Error::NotATerminal
             | Error::Io { .. } => Recovery::Abort,
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! One sample, in pipeline order (`docs/architecture.md` follows it in detail):
 //!
-//! 1. [`commands`] wires a user-facing job ([`commands::record`], [`commands::dump`]) from the
-//!    plain settings in [`config`], which [`cli`] builds from the command line.
+//! 1. [`commands`] wires a user-facing job ([`commands::record`], [`commands::dump`],
+//!    [`commands::top`]) from the plain settings in [`config`], which [`cli`] builds from the
+//!    command line.
 //! 2. [`process`] is the target: attach or launch, read memory ([`process::ReadMemory`]),
 //!    pause and resume, list OS threads. [`binary`] finds the interpreter's ELF file in it.
 //! 3. [`python`] knows CPython: [`python::Interpreter::attach`] picks the
@@ -14,7 +15,8 @@
 //! 4. [`sampling`] runs the fixed-rate loop ([`sampling::schedule`]) and produces
 //!    [`model::Sample`]s.
 //! 5. [`output`] aggregates them ([`output::collapsed`]) and writes a format
-//!    ([`output::flamegraph`]); [`ui`] shows progress.
+//!    ([`output::flamegraph`]); [`ui`] shows progress. `top` aggregates per function instead
+//!    ([`output::functions`]) and shows the table live ([`ui::top`]).
 //!
 //! Errors are one enum, [`error::Error`], whose [`error::Error::recovery`] tells the loop what to
 //! do next.

@@ -22,15 +22,10 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
     let result = match cli.into_command() {
-        Command::Record(config) => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
-                log::warn!("Ctrl-C will not stop sampling cleanly: {e}");
-            }
-            sampler::commands::record::run(&config, stop)
-        }
+        Command::Record(config) => sampler::commands::record::run(&config, interrupt_flag()),
         Command::Dump(config) => sampler::commands::dump::run(&config, &mut std::io::stdout()),
+        // On its screen Ctrl-C is a key; the flag is for a SIGINT sent from elsewhere.
+        Command::Top(config) => sampler::commands::top::run(&config, interrupt_flag()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +40,16 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A flag that Ctrl-C (SIGINT) sets, to stop sampling cleanly.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        log::warn!("Ctrl-C will not stop sampling cleanly: {e}");
+    }
+    stop
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -100,6 +105,9 @@ fn hint(err: &Error) -> Option<String> {
              `python3 app.py`, and live long enough to be sampled",
             sampler::python::layout::supported_range()
         ),
+        Error::NotATerminal => "run it in a terminal, not through a pipe or into a file; \
+             `sampler record -f raw` writes a profile without one"
+            .into(),
         _ => return None,
     })
 }

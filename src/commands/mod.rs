@@ -3,13 +3,14 @@
 
 pub mod dump;
 pub mod record;
+pub mod top;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::Target;
 use crate::error::{Error, Recovery, Result};
-use crate::process::Process;
+use crate::process::{ChildStdio, Process};
 use crate::python::Interpreter;
 
 /// How long a launched command may take to start its interpreter.
@@ -18,10 +19,20 @@ const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Attaches to or launches the target and waits (bounded) until its interpreter can be read.
+/// A launched command shares our terminal.
 pub fn open_target(target: &Target, stop: &AtomicBool) -> anyhow::Result<(Process, Interpreter)> {
+    open_target_with(target, stop, ChildStdio::Inherit)
+}
+
+/// [`open_target`], with a launched command's standard streams going to `stdio`.
+pub fn open_target_with(
+    target: &Target,
+    stop: &AtomicBool,
+    stdio: ChildStdio,
+) -> anyhow::Result<(Process, Interpreter)> {
     let mut process = match target {
         Target::Pid(pid) => Process::attach(*pid)?,
-        Target::Command(argv) => Process::launch(argv)?,
+        Target::Command(argv) => Process::launch_with(argv, stdio)?,
     };
     let timeout = if process.is_child() {
         LAUNCH_TIMEOUT

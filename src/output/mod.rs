@@ -1,9 +1,11 @@
 //! Output formats. Every format is fed the same aggregated [`collapsed::StackCounts`]; the
 //! [`Format`] enum owns each format's name and file extension. Files are written atomically
-//! (a temporary file in the same folder, renamed into place).
+//! (a temporary file in the same folder, renamed into place). [`functions::FunctionStats`] is
+//! the other aggregate: own and total counts per function, for `top`'s table.
 
 pub mod collapsed;
 pub mod flamegraph;
+pub mod functions;
 
 use std::io::Write;
 use std::path::Path;

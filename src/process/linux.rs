@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::io::IoSliceMut;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -26,6 +26,17 @@ pub struct Process {
     exit_status: Option<ExitStatus>,
     /// Set when a pause's `waitpid` reaped our child, so its status is not lost.
     reaped: Cell<Option<ExitStatus>>,
+}
+
+/// Where a launched command's standard streams go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChildStdio {
+    /// Ours: the command shares our terminal (or pipes).
+    #[default]
+    Inherit,
+    /// `/dev/null` for all three, for when we own the terminal (`top`): the command can
+    /// neither read our keys nor write over the screen.
+    Null,
 }
 
 /// One kernel thread of the target and its scheduler state.
@@ -74,11 +85,23 @@ impl Process {
 
     /// Starts `argv` as a child that shares our stdin, stdout and stderr.
     pub fn launch(argv: &[String]) -> Result<Process> {
+        Process::launch_with(argv, ChildStdio::Inherit)
+    }
+
+    /// Starts `argv` as a child whose standard streams are `stdio`.
+    pub fn launch_with(argv: &[String], stdio: ChildStdio) -> Result<Process> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::corrupt("empty command line"))?;
-        let child = Command::new(program)
-            .args(args)
+        let mut command = Command::new(program);
+        command.args(args);
+        if stdio == ChildStdio::Null {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        let child = command
             .spawn()
             .map_err(|e| Error::io(format!("could not start `{program}`"), e))?;
         Ok(Process {

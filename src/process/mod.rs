@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-pub use linux::{OsThread, Pause, Process};
+pub use linux::{ChildStdio, OsThread, Pause, Process};
 
 /// An address in the target's address space. Never dereferenced locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -1,3 +1,5 @@
-//! What the user watches while sampling: the progress line (and, later, the live `top` view).
+//! What the user watches while sampling: the progress line of `record` and the live `top`
+//! view.
 
 pub mod progress;
+pub mod top;

@@ -1,5 +1,6 @@
 //! The integration-test crate: live tests against every interpreter of the matrix, CLI tests
-//! of the built binary, replay tests over recorded snapshots, and checks of the offset tables.
+//! of the built binary, replay tests over recorded snapshots, checks of the offset tables, and
+//! the `top` view in a real terminal (tmux).
 
 mod cli;
 mod live;
@@ -7,3 +8,4 @@ mod offsets;
 mod replay;
 #[allow(dead_code)]
 mod support;
+mod top;
