@@ -99,6 +99,7 @@ fn sampler_options(config: &TopConfig) -> SamplerOptions {
         full_filenames: config.full_filenames,
         max_depth: MAX_DEPTH,
         seed: crate::sampling::time_seed(),
+        locals: false,
     }
 }
 

@@ -317,6 +317,7 @@ mod tests {
             holds_gil,
             name: None,
             frames,
+            locals: Vec::new(),
         }
     }
 
