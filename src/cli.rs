@@ -64,6 +64,10 @@ struct RecordArgs {
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
     full_filenames: bool,
+    /// Follow the target's child processes (and theirs), also those started later; each
+    /// process's stacks are rooted at a `process PID "COMMAND LINE"` frame.
+    #[arg(short, long)]
+    subprocesses: bool,
     /// The command to launch and profile, after `--`: `sampler record -- python app.py`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -83,6 +87,9 @@ struct DumpArgs {
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
     full_filenames: bool,
+    /// Also dump every Python process descended from the target, each under its own header.
+    #[arg(short, long)]
+    subprocesses: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -130,12 +137,14 @@ impl Cli {
                 gil_only: a.gil,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
+                subprocesses: a.subprocesses,
             }),
             CliCommand::Dump(a) => Command::Dump(DumpConfig {
                 pid: a.pid,
                 json: a.json,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
+                subprocesses: a.subprocesses,
             }),
         }
     }
@@ -212,6 +221,22 @@ mod tests {
         assert_eq!(c.format, Format::Raw);
         assert_eq!(c.style, FrameStyle::Function);
         assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
+        assert!(!c.subprocesses);
         assert_eq!(c.output.unwrap(), PathBuf::from("x.txt"));
+    }
+
+    #[test]
+    fn subprocesses_is_an_option_of_record_and_dump() {
+        let Command::Record(c) =
+            parse(&["sampler", "record", "-s", "--", "sh", "-c", "x"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(c.subprocesses);
+        let Command::Dump(d) = parse(&["sampler", "dump", "--subprocesses", "-p", "3"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(d.subprocesses && d.pid == 3);
     }
 }

@@ -37,6 +37,8 @@ pub struct RecordConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
+    /// Follow the target's descendants too, each stack rooted at its process.
+    pub subprocesses: bool,
 }
 
 /// Settings of `sampler dump`.
@@ -50,6 +52,8 @@ pub struct DumpConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
+    /// Dump the process's descendants too.
+    pub subprocesses: bool,
 }
 
 /// A parsed command line.

@@ -5,5 +5,6 @@ mod cli;
 mod live;
 mod offsets;
 mod replay;
+mod subprocesses;
 #[allow(dead_code)]
 mod support;
