@@ -371,7 +371,7 @@ impl ProcessTree {
                 }
                 _ if pid == root => return Err(error),
                 Recovery::TargetExited => {
-                    log::debug!("process {pid} exited");
+                    log::info!("no longer following process {pid}: it exited");
                     self.members.remove(&pid);
                 }
                 Recovery::Abort => {
