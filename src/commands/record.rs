@@ -12,7 +12,7 @@ use crate::process::Process;
 use crate::python::frames::MAX_DEPTH;
 use crate::python::Interpreter;
 use crate::sampling::tree::ProcessTree;
-use crate::sampling::{run_loop, Sampler, SamplerOptions, Source, Stats, StopReason};
+use crate::sampling::{Sampler, SamplerOptions, Source, Stats, StopReason};
 use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
@@ -43,8 +43,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let progress = Progress::new();
     let mut said_behind = false;
     let mut any_sample = false;
-    let (reason, stats) = run_loop(
-        &mut *source,
+    let (reason, stats) = source.run(
         &stop,
         &mut |sample| {
             any_sample = true;

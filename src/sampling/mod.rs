@@ -3,9 +3,9 @@
 //! Errors are classified by [`Error::recovery`]: skip the sample, stop because the target
 //! exited, or abort.
 //!
-//! [`run_loop`] is the one loop (schedule, stop flag, duration, counts). What it samples at each
-//! tick is a [`Source`]: one process ([`Sampler`]) or a process and its descendants
-//! ([`tree::ProcessTree`], `--subprocesses`). Both also have a `run` method that calls it.
+//! [`Source::run`] is the one loop (schedule, stop flag, duration, counts). What it samples at
+//! each tick is a [`Source`]: one process ([`Sampler`]) or a process and its descendants
+//! ([`tree::ProcessTree`], `--subprocesses`).
 
 pub mod schedule;
 pub mod tree;
@@ -110,8 +110,9 @@ impl Dropped {
     }
 }
 
-/// What [`run_loop`] samples at each tick: one process ([`Sampler`]) or a process and its
-/// descendants ([`tree::ProcessTree`]).
+/// What [`Source::run`] samples at each tick: one process ([`Sampler`]) or a process and its
+/// descendants ([`tree::ProcessTree`]). Callers of either use `source.run(stop, sink,
+/// progress)` alike.
 pub trait Source {
     /// The sampling options (rate, duration, seed, and what every sample keeps).
     fn options(&self) -> &SamplerOptions;
@@ -144,67 +145,68 @@ pub trait Source {
         }
         recovery
     }
-}
 
-/// Samples `source` at its options' rate until the duration ends, the target exits, or `stop`
-/// is set; every sample goes to `sink` and `progress` sees the counts after each tick.
-pub fn run_loop<S: Source + ?Sized>(
-    source: &mut S,
-    stop: &AtomicBool,
-    sink: &mut dyn FnMut(&Sample),
-    progress: &mut dyn FnMut(&Stats),
-) -> Result<(StopReason, Stats)> {
-    source.maintain()?;
-    let options = source.options();
-    let start = Instant::now();
-    let mut schedule = Schedule::new(start, options.rate_hz, options.seed);
-    let end = options.duration.map(|d| start + d);
-    let mut stats = Stats::default();
-    let reason = loop {
-        if stop.load(Ordering::Relaxed) {
-            break StopReason::Interrupted;
-        }
-        stats.ticks += 1;
-        match source.tick(sink) {
-            Ok(dropped) => {
-                stats.samples += 1;
-                stats.count_dropped(dropped);
+    /// Samples at the options' rate until the duration ends, the target exits, or `stop` is
+    /// set; every sample goes to `sink` and `progress` sees the counts after each tick. This
+    /// is the one sampling loop, whatever the source.
+    fn run(
+        &mut self,
+        stop: &AtomicBool,
+        sink: &mut dyn FnMut(&Sample),
+        progress: &mut dyn FnMut(&Stats),
+    ) -> Result<(StopReason, Stats)> {
+        self.maintain()?;
+        let options = self.options();
+        let start = Instant::now();
+        let mut schedule = Schedule::new(start, options.rate_hz, options.seed);
+        let end = options.duration.map(|d| start + d);
+        let mut stats = Stats::default();
+        let reason = loop {
+            if stop.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
             }
-            Err(e) => match source.classify(&e) {
-                Recovery::TargetExited => break StopReason::TargetExited,
-                Recovery::SkipSample => {
-                    log::debug!("sample dropped: {e}");
-                    stats.count_dropped(Dropped {
-                        count: 1,
-                        last: Some(e.to_string()),
-                    });
+            stats.ticks += 1;
+            match self.tick(sink) {
+                Ok(dropped) => {
+                    stats.samples += 1;
+                    stats.count_dropped(dropped);
                 }
-                Recovery::Abort => return Err(e),
-            },
-        }
-        let now = Instant::now();
-        stats.elapsed = now - start;
-        let due = schedule.next_after(now);
-        stats.missed = schedule.missed;
-        stats.worst_lateness = schedule.worst_lateness;
-        progress(&stats);
-        if let Some(end) = end.filter(|end| due >= *end) {
-            // Do not run past the duration: wait out the remainder and stop.
-            wait_until(end, stop, source)?;
-            break if stop.load(Ordering::Relaxed) {
-                StopReason::Interrupted
-            } else {
-                StopReason::Duration
-            };
-        }
-        wait_until(due, stop, source)?;
-        if !source.target().is_alive() {
-            break StopReason::TargetExited;
-        }
-    };
-    stats.count_dropped(source.finish());
-    stats.elapsed = start.elapsed();
-    Ok((reason, stats))
+                Err(e) => match self.classify(&e) {
+                    Recovery::TargetExited => break StopReason::TargetExited,
+                    Recovery::SkipSample => {
+                        log::debug!("sample dropped: {e}");
+                        stats.count_dropped(Dropped {
+                            count: 1,
+                            last: Some(e.to_string()),
+                        });
+                    }
+                    Recovery::Abort => return Err(e),
+                },
+            }
+            let now = Instant::now();
+            stats.elapsed = now - start;
+            let due = schedule.next_after(now);
+            stats.missed = schedule.missed;
+            stats.worst_lateness = schedule.worst_lateness;
+            progress(&stats);
+            if let Some(end) = end.filter(|end| due >= *end) {
+                // Do not run past the duration: wait out the remainder and stop.
+                wait_until(end, stop, self)?;
+                break if stop.load(Ordering::Relaxed) {
+                    StopReason::Interrupted
+                } else {
+                    StopReason::Duration
+                };
+            }
+            wait_until(due, stop, self)?;
+            if !self.target().is_alive() {
+                break StopReason::TargetExited;
+            }
+        };
+        stats.count_dropped(self.finish());
+        stats.elapsed = start.elapsed();
+        Ok((reason, stats))
+    }
 }
 
 impl Stats {
@@ -302,18 +304,6 @@ impl Sampler {
             command_line: None,
             threads,
         })
-    }
-
-    /// Samples at the configured rate until the duration ends, the target exits, or `stop` is
-    /// set; every sample goes to `sink` and `progress` sees the counts after each tick
-    /// (see [`run_loop`]).
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        sink: &mut dyn FnMut(&Sample),
-        progress: &mut dyn FnMut(&Stats),
-    ) -> Result<(StopReason, Stats)> {
-        run_loop(self, stop, sink, progress)
     }
 
     /// Gives the process back (a process tree keeps its root's handle when the root `exec`s).

@@ -1,8 +1,8 @@
 //! `--subprocesses`: sampling a process and all its descendants, including those started after
 //! sampling began.
 //!
-//! [`ProcessTree`] is a [`Source`] for [`run_loop`], so it samples exactly as a single
-//! [`Sampler`] does: at each tick every followed Python process is sampled in turn by its own
+//! [`ProcessTree`] is a [`Source`], so [`Source::run`] samples it exactly as it samples a
+//! single [`Sampler`]: at each tick every followed Python process is sampled in turn by its own
 //! `Sampler` (each paused only while its own stacks are read), and every sample carries its
 //! process's command line so that the output can root its stacks at the process.
 //!
@@ -20,11 +20,10 @@
 //! while descendants are alive, as for a single process.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{run_loop, Dropped, Sampler, SamplerOptions, Source, Stats, StopReason};
+use super::{Dropped, Sampler, SamplerOptions, Source};
 use crate::error::{Error, Recovery, Result};
 use crate::model::Sample;
 use crate::process::children::{self, Identity, Stat};
@@ -397,17 +396,6 @@ impl ProcessTree {
             };
             self.members.insert(pid, member);
         }
-    }
-
-    /// Samples at the configured rate until the duration ends, the root exits, or `stop` is
-    /// set, exactly as [`Sampler::run`] does for one process (see [`run_loop`]).
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        sink: &mut dyn FnMut(&Sample),
-        progress: &mut dyn FnMut(&Stats),
-    ) -> Result<(StopReason, Stats)> {
-        run_loop(self, stop, sink, progress)
     }
 }
 

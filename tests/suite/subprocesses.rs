@@ -38,6 +38,28 @@ fn pids_with(stacks: &[(String, u64)], needle: &str) -> BTreeSet<u32> {
         .collect()
 }
 
+/// `record -s --pid PID -d SECONDS -f raw` into a temporary file: its stderr and its stacks.
+fn record_tree(pid: u32, seconds: &str) -> (String, Vec<(String, u64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tree.txt");
+    let pid = pid.to_string();
+    let rec = run_sampler(&[
+        "record",
+        "-s",
+        "--pid",
+        &pid,
+        "-d",
+        seconds,
+        "-f",
+        "raw",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&rec.stderr);
+    assert!(rec.status.success(), "{stderr}");
+    (stderr, collapsed(&out))
+}
+
 /// The error count of `record`'s summary line.
 fn errors_in(summary: &str) -> u64 {
     summary
@@ -62,21 +84,7 @@ fn pool_workers_are_recorded_and_dumped_under_their_processes() {
         assert_eq!(workers.len(), 3, "{workers:?}");
         let pid = target.pid.to_string();
 
-        let out = dir.path().join("pool.txt");
-        let rec = run_sampler(&[
-            "record",
-            "-s",
-            "--pid",
-            &pid,
-            "-d",
-            "1",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(rec.status.success(), "{}", text(&rec.stderr));
-        let stacks = collapsed(&out);
+        let (_, stacks) = record_tree(target.pid, "1");
         assert!(
             stacks.iter().all(|(s, _)| root_pid(s).is_some()),
             "every stack is rooted at its process: {stacks:?}"
@@ -286,24 +294,8 @@ fn python_that_a_shell_starts_after_sampling_began_is_followed() {
 fn processes_that_exit_while_sampled_are_no_errors() {
     for_each_python(|py| {
         let target = Target::start(py, "churn.py", &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("churn.txt");
-        let rec = run_sampler(&[
-            "record",
-            "-s",
-            "--pid",
-            &target.pid.to_string(),
-            "-d",
-            "2",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        let stderr = text(&rec.stderr);
-        assert!(rec.status.success(), "{stderr}");
+        let (stderr, stacks) = record_tree(target.pid, "2");
         assert_eq!(errors_in(&stderr), 0, "{stderr}");
-        let stacks = collapsed(&out);
         // Two pool workers live at a time, each for one 0.25 s task, and one child at a time,
         // for 0.3 s: more of each than that were sampled, so some exited meanwhile.
         let workers = pids_with(&stacks, ";pool_task (churn.py:");
