@@ -69,6 +69,10 @@ struct RecordArgs {
     /// Root every stack at its thread: `thread <os tid> "<name>"`.
     #[arg(short, long)]
     threads: bool,
+    /// Follow the target's child processes (and theirs), also those started later; each
+    /// process's stacks are rooted at a `process PID "COMMAND LINE"` frame.
+    #[arg(short, long)]
+    subprocesses: bool,
     /// The command to launch and profile, after `--`: `sampler record -- python app.py`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -91,6 +95,9 @@ struct DumpArgs {
     /// Show each frame's arguments and local variables (short reprs, read from outside).
     #[arg(short, long)]
     locals: bool,
+    /// Also dump every Python process descended from the target, each under its own header.
+    #[arg(short, long)]
+    subprocesses: bool,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +128,9 @@ struct TopArgs {
     /// input and output go to /dev/null, since the view owns the terminal.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+    /// Follow the target's child processes (and theirs), also those started later.
+    #[arg(short, long)]
+    subprocesses: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -180,6 +190,7 @@ impl Cli {
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
                 threads: a.threads,
+                subprocesses: a.subprocesses,
             }),
             CliCommand::Dump(a) => Command::Dump(DumpConfig {
                 pid: a.pid,
@@ -187,6 +198,7 @@ impl Cli {
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
                 locals: a.locals,
+                subprocesses: a.subprocesses,
             }),
             CliCommand::Top(a) => Command::Top(TopConfig {
                 target: match a.pid {
@@ -199,6 +211,7 @@ impl Cli {
                 gil_only: a.gil,
                 nonblocking: a.nonblocking,
                 full_filenames: a.full_filenames,
+                subprocesses: a.subprocesses,
             }),
         }
     }
@@ -315,6 +328,22 @@ mod tests {
         assert_eq!(c.format, Format::Raw);
         assert_eq!(c.style, FrameStyle::Function);
         assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
+        assert!(!c.subprocesses);
         assert_eq!(c.output.unwrap(), PathBuf::from("x.txt"));
+    }
+
+    #[test]
+    fn subprocesses_is_an_option_of_record_and_dump() {
+        let Command::Record(c) =
+            parse(&["sampler", "record", "-s", "--", "sh", "-c", "x"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(c.subprocesses);
+        let Command::Dump(d) = parse(&["sampler", "dump", "--subprocesses", "-p", "3"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(d.subprocesses && d.pid == 3);
     }
 }

@@ -39,6 +39,8 @@ pub struct RecordConfig {
     pub full_filenames: bool,
     /// Root each stack at its thread.
     pub threads: bool,
+    /// Follow the target's descendants too, each stack rooted at its process.
+    pub subprocesses: bool,
 }
 
 /// Settings of `sampler dump`.
@@ -54,6 +56,8 @@ pub struct DumpConfig {
     pub full_filenames: bool,
     /// Show each frame's arguments and locals.
     pub locals: bool,
+    /// Dump the process's descendants too.
+    pub subprocesses: bool,
 }
 
 /// Settings of `sampler top`.
@@ -73,6 +77,8 @@ pub struct TopConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
+    /// Follow the target's descendants too.
+    pub subprocesses: bool,
 }
 
 /// A parsed command line.

@@ -13,7 +13,8 @@
 //!    [`python::debug_offsets`]), then [`python::Interpreter::stacks`] walks
 //!    [`python::runtime`] → [`python::frames`] → [`python::code`].
 //! 4. [`sampling`] runs the fixed-rate loop ([`sampling::schedule`]) and produces
-//!    [`model::Sample`]s.
+//!    [`model::Sample`]s, of one process or, with `--subprocesses`, of a process and its
+//!    descendants ([`sampling::tree`], over [`process::children`]).
 //! 5. [`output`] aggregates them ([`output::collapsed`]) and writes a format
 //!    ([`output::flamegraph`]); [`ui`] shows progress. `top` aggregates per function instead
 //!    ([`output::functions`]) and shows the table live ([`ui::top`]).

@@ -1,14 +1,18 @@
-//! `sampler dump`: every thread's stack, once, as text or JSON.
+//! `sampler dump`: every thread's stack, once, as text or JSON; with `--subprocesses`, the same
+//! for every Python process among the target and its descendants, one after the other (a JSON
+//! array of processes).
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use crate::commands::{command_line, open_target};
+use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{DumpConfig, Target};
+use crate::error::Error;
 use crate::model::Sample;
 use crate::python::frames::MAX_DEPTH;
+use crate::sampling::tree::ProcessTree;
 use crate::sampling::{Sampler, SamplerOptions};
 
 #[derive(Serialize)]
@@ -47,51 +51,109 @@ struct JsonLocal {
     arg: bool,
 }
 
+/// One process's part of a dump.
+struct Dumped {
+    sample: Sample,
+    title: String,
+    version: String,
+    binary: String,
+}
+
+impl Dumped {
+    fn new(sample: Sample, title: String, sampler: &Sampler) -> Dumped {
+        Dumped {
+            sample,
+            title,
+            version: sampler.interpreter().version.to_string(),
+            binary: sampler.interpreter().binary_path.clone(),
+        }
+    }
+}
+
 /// Runs `dump`.
 pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
-    let stop = AtomicBool::new(false);
-    let (process, interpreter) = open_target(&Target::Pid(config.pid), &stop)?;
-    let version = interpreter.version;
-    let title = command_line(&process);
-    let mut sampler = Sampler::new(
-        process,
-        interpreter,
-        SamplerOptions {
-            rate_hz: 1.0,
-            duration: None,
-            nonblocking: config.nonblocking,
-            include_idle: true,
-            gil_only: false,
-            full_filenames: config.full_filenames,
-            max_depth: MAX_DEPTH,
-            seed: crate::sampling::time_seed(),
-            locals: config.locals,
-        },
-    );
-    let sample = sampler.sample()?;
-    if config.json {
-        write_json(&sample, &title, &version.to_string(), out)?;
+    let options = SamplerOptions {
+        rate_hz: 1.0,
+        duration: None,
+        nonblocking: config.nonblocking,
+        include_idle: true,
+        gil_only: false,
+        full_filenames: config.full_filenames,
+        max_depth: MAX_DEPTH,
+        seed: crate::sampling::time_seed(),
+        locals: config.locals,
+    };
+    let processes = if config.subprocesses {
+        dump_tree(config.pid, options)?
     } else {
-        write_text(
-            &sample,
-            &title,
-            &version.to_string(),
-            &sampler.interpreter().binary_path,
-            out,
-        )?;
+        vec![dump_one(config.pid, options)?]
+    };
+    if config.json {
+        let json: Vec<JsonDump> = processes.iter().map(JsonDump::new).collect();
+        if config.subprocesses {
+            serde_json::to_writer_pretty(&mut *out, &json)?;
+        } else {
+            serde_json::to_writer_pretty(&mut *out, &json[0])?;
+        }
+        writeln!(out)?;
+    } else {
+        for (i, process) in processes.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            write_text(process, out)?;
+        }
     }
     Ok(())
 }
 
-fn write_text(
-    sample: &Sample,
-    title: &str,
-    version: &str,
-    binary: &str,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    writeln!(out, "Process {}: {title}", sample.pid)?;
-    writeln!(out, "Python v{version} ({binary})")?;
+fn dump_one(pid: u32, options: SamplerOptions) -> anyhow::Result<Dumped> {
+    let stop = AtomicBool::new(false);
+    let (process, interpreter) = open_target(&Target::Pid(pid), &stop)?;
+    let title = command_line(&process);
+    let mut sampler = Sampler::new(process, interpreter, options);
+    let sample = sampler.sample()?;
+    Ok(Dumped::new(sample, title, &sampler))
+}
+
+/// Every Python process among `pid` and its descendants, the root first.
+fn dump_tree(pid: u32, options: SamplerOptions) -> anyhow::Result<Vec<Dumped>> {
+    let stop = AtomicBool::new(false);
+    let (process, interpreter) = open_tree_root(
+        &Target::Pid(pid),
+        &stop,
+        crate::process::ChildStdio::Inherit,
+    )?;
+    let mut tree = ProcessTree::new(process, interpreter, options);
+    tree.poll()?;
+    let mut dumped = Vec::new();
+    tree.sample_each(&mut |sample, sampler| {
+        let title = sample
+            .command_line
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        dumped.push(Dumped::new(sample.clone(), title, sampler));
+    })?;
+    if dumped.is_empty() {
+        let exe = tree
+            .root()
+            .exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        return Err(
+            anyhow::Error::new(Error::NotPython { pid, exe }).context(format!(
+                "no Python process among pid {pid} and its descendants"
+            )),
+        );
+    }
+    Ok(dumped)
+}
+
+fn write_text(process: &Dumped, out: &mut dyn Write) -> std::io::Result<()> {
+    let sample = &process.sample;
+    writeln!(out, "Process {}: {}", sample.pid, process.title)?;
+    writeln!(out, "Python v{} ({})", process.version, process.binary)?;
     for thread in &sample.threads {
         writeln!(out)?;
         let tid = thread
@@ -130,51 +192,46 @@ fn write_text(
     Ok(())
 }
 
-fn write_json(
-    sample: &Sample,
-    title: &str,
-    version: &str,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let dump = JsonDump {
-        pid: sample.pid,
-        command_line: title,
-        python_version: version.to_string(),
-        threads: sample
-            .threads
-            .iter()
-            .map(|t| JsonThread {
-                thread_id: t.thread_id,
-                os_thread_id: t.os_thread_id,
-                name: t.name.as_deref().map(str::to_string),
-                active: t.active,
-                holds_gil: t.holds_gil,
-                frames: t
-                    .frames
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| JsonFrame {
-                        name: f.name.to_string(),
-                        filename: f.filename.to_string(),
-                        short_filename: f.short_filename.as_deref().map(str::to_string),
-                        line: f.line,
-                        first_line: f.first_line,
-                        locals: t.locals.get(i).map(|locals| {
-                            locals
-                                .iter()
-                                .map(|l| JsonLocal {
-                                    name: l.name.clone(),
-                                    value: l.value.clone(),
-                                    arg: l.is_arg,
-                                })
-                                .collect()
-                        }),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    };
-    serde_json::to_writer_pretty(&mut *out, &dump)?;
-    writeln!(out)?;
-    Ok(())
+impl JsonDump<'_> {
+    fn new(process: &Dumped) -> JsonDump<'_> {
+        let sample = &process.sample;
+        JsonDump {
+            pid: sample.pid,
+            command_line: &process.title,
+            python_version: process.version.clone(),
+            threads: sample
+                .threads
+                .iter()
+                .map(|t| JsonThread {
+                    thread_id: t.thread_id,
+                    os_thread_id: t.os_thread_id,
+                    name: t.name.as_deref().map(str::to_string),
+                    active: t.active,
+                    holds_gil: t.holds_gil,
+                    frames: t
+                        .frames
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| JsonFrame {
+                            name: f.name.to_string(),
+                            filename: f.filename.to_string(),
+                            short_filename: f.short_filename.as_deref().map(str::to_string),
+                            line: f.line,
+                            first_line: f.first_line,
+                            locals: t.locals.get(i).map(|locals| {
+                                locals
+                                    .iter()
+                                    .map(|l| JsonLocal {
+                                        name: l.name.clone(),
+                                        value: l.value.clone(),
+                                        arg: l.is_arg,
+                                    })
+                                    .collect()
+                            }),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
 }

@@ -43,6 +43,29 @@ pub fn open_target_with(
     Ok((process, interpreter))
 }
 
+/// Attaches to or launches the root of a process tree (`--subprocesses`). Its interpreter comes
+/// back when it is a Python process already. A root that is not Python (a shell, a launcher) is
+/// no error, since its descendants may be; a launched command is not waited for, as the
+/// [`crate::sampling::tree::ProcessTree`] attaches to it once it runs Python. Lasting errors
+/// (permissions, an unsupported version) fail as for a single process.
+pub fn open_tree_root(
+    target: &Target,
+    stop: &AtomicBool,
+    stdio: ChildStdio,
+) -> anyhow::Result<(Process, Option<Interpreter>)> {
+    match target {
+        Target::Command(argv) => Ok((Process::launch_with(argv, stdio)?, None)),
+        Target::Pid(pid) => {
+            let mut process = Process::attach(*pid)?;
+            match wait_for_interpreter(&mut process, ATTACH_TIMEOUT, stop) {
+                Ok(interpreter) => Ok((process, Some(interpreter))),
+                Err(Error::NotPython { .. }) => Ok((process, None)),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Retries attaching with growing pauses (1 ms up to 50 ms) until the interpreter has a thread,
 /// the timeout passes, or the process exits. A launched command may still be a wrapper (a
 /// shell, pyenv's shim) that has not exec'd Python yet, so "not Python" is retried for it.

@@ -5,11 +5,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::commands::{command_line, open_target};
+use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{RecordConfig, Target};
 use crate::output::{write_atomically, StackCounts};
+use crate::process::Process;
 use crate::python::frames::MAX_DEPTH;
-use crate::sampling::{Sampler, SamplerOptions, Stats, StopReason};
+use crate::python::Interpreter;
+use crate::sampling::tree::ProcessTree;
+use crate::sampling::{Sampler, SamplerOptions, Source, Stats, StopReason};
 use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
@@ -18,7 +21,12 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         // Find out now, not after a long recording, that the file cannot be written.
         check_writable(path)?;
     }
-    let (process, interpreter) = open_target(&config.target, &stop)?;
+    let (process, interpreter) = if config.subprocesses {
+        open_tree_root(&config.target, &stop, crate::process::ChildStdio::Inherit)?
+    } else {
+        let (process, interpreter) = open_target(&config.target, &stop)?;
+        (process, Some(interpreter))
+    };
     let title = match &config.target {
         Target::Command(argv) => argv.join(" "),
         Target::Pid(_) => command_line(&process),
@@ -30,33 +38,17 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             config.format.extension(),
         )
     });
-    log::info!(
-        "sampling pid {} (Python {}, offsets from {})",
-        process.pid(),
-        interpreter.version,
-        interpreter.layout.source
-    );
-    let mut sampler = Sampler::new(
-        process,
-        interpreter,
-        SamplerOptions {
-            rate_hz: config.rate_hz,
-            duration: config.duration,
-            nonblocking: config.nonblocking,
-            include_idle: config.include_idle,
-            gil_only: config.gil_only,
-            full_filenames: config.full_filenames,
-            max_depth: MAX_DEPTH,
-            seed: crate::sampling::time_seed(),
-            locals: false,
-        },
-    );
+    let mut source = source(config, process, interpreter);
     let mut counts = StackCounts::new(config.style).with_thread_roots(config.threads);
     let progress = Progress::new();
     let mut said_behind = false;
-    let (reason, stats) = sampler.run(
+    let mut any_sample = false;
+    let (reason, stats) = source.run(
         &stop,
-        &mut |sample| counts.add_sample(sample),
+        &mut |sample| {
+            any_sample = true;
+            counts.add_sample(sample)
+        },
         &mut |stats| {
             progress.update(stats);
             // Say once, while it happens, that the requested rate is out of reach.
@@ -71,7 +63,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     progress.finish();
 
     let child_status = {
-        let process = sampler.process();
+        let process = source.target();
         if process.is_child() {
             if reason == StopReason::Interrupted {
                 // The terminal's Ctrl-C reached the child too; give it a moment to exit itself.
@@ -100,7 +92,13 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         (StopReason::Duration, None) => {}
     }
     eprintln!("{summary}");
-    if counts.is_empty() {
+    if config.subprocesses && !any_sample {
+        eprintln!(
+            "sampler: no Python stacks were recorded (no Python process was found among pid {} \
+             and its descendants)",
+            source.target().pid()
+        );
+    } else if counts.is_empty() {
         eprintln!(
             "sampler: no Python stacks were recorded{}",
             if config.include_idle {
@@ -122,16 +120,53 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What to sample: the target alone, or (`--subprocesses`) the target and its descendants.
+/// `interpreter` is `None` only for a process tree whose root is not Python (yet).
+fn source(
+    config: &RecordConfig,
+    process: Process,
+    interpreter: Option<Interpreter>,
+) -> Box<dyn Source> {
+    let options = SamplerOptions {
+        rate_hz: config.rate_hz,
+        duration: config.duration,
+        nonblocking: config.nonblocking,
+        include_idle: config.include_idle,
+        gil_only: config.gil_only,
+        full_filenames: config.full_filenames,
+        max_depth: MAX_DEPTH,
+        seed: crate::sampling::time_seed(),
+        locals: false,
+    };
+    if let Some(interpreter) = &interpreter {
+        log::info!(
+            "sampling pid {} (Python {}, offsets from {})",
+            process.pid(),
+            interpreter.version,
+            interpreter.layout.source
+        );
+    }
+    match interpreter {
+        Some(interpreter) if !config.subprocesses => {
+            Box::new(Sampler::new(process, interpreter, options))
+        }
+        interpreter => {
+            log::info!("following pid {} and its descendants", process.pid());
+            Box::new(ProcessTree::new(process, interpreter, options))
+        }
+    }
+}
+
 /// A note for the user when more than 5% of the ticks were skipped (a few late ticks on a busy
 /// machine are normal).
 fn behind_message(stats: &Stats, rate_hz: f64) -> Option<String> {
-    let due = stats.samples + stats.errors + stats.missed;
+    let due = stats.ticks + stats.missed;
     (stats.missed * 20 > due).then(|| {
         format!(
             "sampler: cannot keep up with {rate_hz} Hz: {} of {due} samples skipped so far \
              ({:.0} Hz reached, up to {:.1} ms late); try a lower --rate",
             stats.missed,
-            (stats.samples + stats.errors) as f64 / stats.elapsed.as_secs_f64().max(1e-9),
+            stats.ticks as f64 / stats.elapsed.as_secs_f64().max(1e-9),
             stats.worst_lateness.as_secs_f64() * 1e3
         )
     })
@@ -181,8 +216,8 @@ mod tests {
 
     #[test]
     fn falling_behind_is_reported_past_five_percent_only() {
-        let stats = |samples, missed| Stats {
-            samples,
+        let stats = |ticks, missed| Stats {
+            ticks,
             missed,
             elapsed: Duration::from_secs(1),
             worst_lateness: Duration::from_millis(3),

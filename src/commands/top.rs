@@ -15,18 +15,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::commands::{command_line, open_target_with};
+use crate::commands::{command_line, open_target_with, open_tree_root};
 use crate::config::{Target, TopConfig};
 use crate::error::Error;
 use crate::output::functions::{FunctionStats, Grouping, SortBy};
 use crate::process::ChildStdio;
 use crate::python::frames::MAX_DEPTH;
-use crate::sampling::{Sampler, SamplerOptions, Stats, StopReason};
+use crate::sampling::tree::ProcessTree;
+use crate::sampling::{Sampler, SamplerOptions, Source, Stats, StopReason};
 use crate::ui::top::{Exit, Feed, Header, Snapshot};
 
 /// What the sampling thread hands back: the sampler (whose process may be our child) and how
 /// sampling ended.
-type Finished = (Sampler, anyhow::Result<(StopReason, Stats)>);
+type Finished = (Box<dyn Source + Send>, anyhow::Result<(StopReason, Stats)>);
 
 /// Runs `top`. Fails before touching the screen when stdout is not a terminal or the target
 /// cannot be opened; `stop` (set by a SIGINT from outside) closes the view like `q`.
@@ -35,18 +36,35 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         return Err(Error::NotATerminal.into());
     }
     // The command must not read our keys nor write over the view.
-    let (process, interpreter) = open_target_with(&config.target, &stop, ChildStdio::Null)?;
+    let (process, interpreter) = if config.subprocesses {
+        open_tree_root(&config.target, &stop, ChildStdio::Null)?
+    } else {
+        let (process, interpreter) = open_target_with(&config.target, &stop, ChildStdio::Null)?;
+        (process, Some(interpreter))
+    };
     let header = Header {
         pid: process.pid(),
         command_line: match &config.target {
             Target::Command(argv) => argv.join(" "),
             Target::Pid(_) => command_line(&process),
         },
-        python: interpreter.version.to_string(),
+        python: match &interpreter {
+            Some(interpreter) => interpreter.version.to_string(),
+            None => "none yet (following its child processes)".into(),
+        },
         rate_wanted: config.rate_hz,
         ..Header::default()
     };
-    let sampler = Sampler::new(process, interpreter, sampler_options(config));
+    let sampler: Box<dyn Source + Send> = match interpreter {
+        Some(interpreter) if !config.subprocesses => {
+            Box::new(Sampler::new(process, interpreter, sampler_options(config)))
+        }
+        interpreter => Box::new(ProcessTree::new(
+            process,
+            interpreter,
+            sampler_options(config),
+        )),
+    };
     let live = Arc::new(Mutex::new(Live::default()));
     let thread = spawn_sampling(sampler, live.clone(), stop.clone())?;
     let feed = SamplingFeed {
@@ -65,7 +83,7 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let (mut sampler, outcome) = thread
         .join()
         .map_err(|_| anyhow::anyhow!("the sampling thread panicked"))?;
-    let child_status = sampler.process().finish_child(Duration::from_secs(1));
+    let child_status = sampler.target().finish_child(Duration::from_secs(1));
     let exit = match shown {
         Ok(shown) => shown.context("drawing the view")?,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -127,7 +145,7 @@ fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
 
 /// Starts sampling on its own thread until `stop` is set or the target exits.
 fn spawn_sampling(
-    mut sampler: Sampler,
+    mut sampler: Box<dyn Source + Send>,
     live: Arc<Mutex<Live>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<Finished>> {
@@ -146,7 +164,7 @@ fn spawn_sampling(
             Err(_) => Err(anyhow::anyhow!("sampling panicked (a bug in sampler)")),
         };
         let ended = match &outcome {
-            Ok((StopReason::TargetExited, _)) => Some(exit_message(&mut sampler)),
+            Ok((StopReason::TargetExited, _)) => Some(exit_message(sampler.as_mut())),
             Ok(_) => None,
             Err(e) => Some(format!("{e:#}")),
         };
@@ -164,8 +182,8 @@ fn spawn_sampling(
 }
 
 /// How the target ended, for the header.
-fn exit_message(sampler: &mut Sampler) -> String {
-    let process = sampler.process();
+fn exit_message(sampler: &mut dyn Source) -> String {
+    let process = sampler.target();
     let pid = process.pid();
     if process.is_child() {
         // Normally known already; a child that is going away is reaped within moments.

@@ -2,11 +2,17 @@
 //! distinct stack is a list of frame ids with a count, so memory grows with the number of
 //! distinct stacks, not with the duration. Written root first, `;`-separated, frames as
 //! `function (file:line)`, which is what py-spy writes and flame-graph tools read.
+//!
+//! Above the Python frames, `StackCounts::roots` may add frames of its own: with several
+//! processes (`--subprocesses`), `process PID "COMMAND LINE"`, outermost.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::model::{Frame, FrameKind, Sample, ThreadSample};
+
+/// The most characters of a command line shown in a `process` root frame.
+pub const MAX_COMMAND_LINE: usize = 200;
 
 /// How a frame is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +44,25 @@ impl FrameStyle {
             format!("{} ({file}:{line})", frame.name)
         }
     }
+}
+
+/// `process PID "COMMAND LINE"`. The command line is cut to [`MAX_COMMAND_LINE`] characters
+/// (ending in `…`), and the characters that would break a collapsed line are replaced: `;`
+/// (the frame separator) by `,` and control characters such as newlines by spaces.
+pub fn process_frame(pid: u32, command_line: &str) -> String {
+    let mut shown: String = command_line
+        .chars()
+        .take(MAX_COMMAND_LINE)
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    if command_line.chars().nth(MAX_COMMAND_LINE).is_some() {
+        shown.push('…');
+    }
+    format!("process {pid} \"{shown}\"")
 }
 
 /// Stack → sample count, built sample by sample.
@@ -73,16 +98,35 @@ impl StackCounts {
                 continue;
             }
             // Root first.
-            let mut ids = Vec::with_capacity(thread.frames.len() + 1);
-            if self.thread_roots {
-                ids.push(self.intern(thread_root(thread)));
-            }
-            for f in thread.frames.iter().rev() {
-                ids.push(self.intern(self.style.format(f)));
-            }
+            let mut ids: Vec<u32> = self
+                .roots(sample, thread)
+                .into_iter()
+                .map(|text| self.intern(text))
+                .collect();
+            ids.extend(
+                thread
+                    .frames
+                    .iter()
+                    .rev()
+                    .map(|f| self.intern(self.style.format(f))),
+            );
             *self.stacks.entry(ids).or_insert(0) += 1;
             self.total += 1;
         }
+    }
+
+    /// The frames above a thread's Python stack, outermost first: its process, when the
+    /// sample names a command line (several processes are sampled together), then its
+    /// thread with `--threads`.
+    fn roots(&self, sample: &Sample, thread: &ThreadSample) -> Vec<String> {
+        let mut roots = Vec::new();
+        if let Some(command_line) = &sample.command_line {
+            roots.push(process_frame(sample.pid, command_line));
+        }
+        if self.thread_roots {
+            roots.push(thread_root(thread));
+        }
+        roots
     }
 
     fn intern(&mut self, text: String) -> u32 {
@@ -212,6 +256,42 @@ mod tests {
         let mut out = Vec::new();
         counts.write_collapsed(&mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().ends_with("3\n"));
+    }
+
+    #[test]
+    fn a_command_line_roots_each_stack_at_its_process() {
+        let mut counts = StackCounts::new(FrameStyle::Line);
+        let work = frame("work", "app.py", 3, 1);
+        let mut a = sample(vec![vec![work.clone()], vec![]]);
+        a.command_line = Some(Arc::from("python3 app.py --x"));
+        counts.add_sample(&a);
+        counts.add_sample(&a);
+        let mut b = sample(vec![vec![work.clone()]]);
+        b.pid = 22;
+        b.command_line = Some(Arc::from("sh -c 'a; b'\nnext"));
+        counts.add_sample(&b);
+        counts.add_sample(&sample(vec![vec![work]]));
+        assert_eq!(
+            counts.lines(),
+            vec![
+                "process 1 \"python3 app.py --x\";work (app.py:3) 2",
+                "process 22 \"sh -c 'a, b' next\";work (app.py:3) 1",
+                "work (app.py:3) 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_command_lines_are_cut() {
+        let long = "x".repeat(MAX_COMMAND_LINE + 1);
+        let frame = process_frame(7, &long);
+        assert_eq!(
+            frame.chars().count(),
+            "process 7 \"\"…".chars().count() + MAX_COMMAND_LINE
+        );
+        assert!(frame.ends_with("x…\""), "{frame}");
+        let exact = "é".repeat(MAX_COMMAND_LINE);
+        assert!(!process_frame(7, &exact).contains('…'));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Everything that touches the OS or raw memory lives in this folder. Above it, remote memory is
 //! only ever seen as byte slices read through [`ReadMemory`], at a [`RemoteAddr`].
 
+pub mod children;
 mod linux;
 pub mod maps;
 pub mod pthread;

@@ -2,8 +2,13 @@
 //! non-blocking), read every Python thread's stack, resume, and hand a [`Sample`] to the caller.
 //! Errors are classified by [`Error::recovery`]: skip the sample, stop because the target
 //! exited, or abort.
+//!
+//! [`Source::run`] is the one loop (schedule, stop flag, duration, counts). What it samples at
+//! each tick is a [`Source`]: one process ([`Sampler`]) or a process and its descendants
+//! ([`tree::ProcessTree`], `--subprocesses`).
 
 pub mod schedule;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,9 +59,12 @@ pub fn time_seed() -> u64 {
 /// Running counts, for the progress line and the summary.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// Samples taken (each covers every thread).
+    /// Ticks taken, whether their samples were kept or dropped.
+    pub ticks: u64,
+    /// Ticks whose samples were kept (each sample covers every thread of a process).
     pub samples: u64,
-    /// Samples dropped because of an error.
+    /// Samples dropped because of an error: whole ticks of a single process, or one process's
+    /// sample in a tick of a process tree.
     pub errors: u64,
     /// Ticks skipped because sampling fell behind.
     pub missed: u64,
@@ -77,6 +85,140 @@ pub enum StopReason {
     TargetExited,
     /// The user interrupted (Ctrl-C) or the caller asked to stop.
     Interrupted,
+}
+
+/// Process samples that a tick dropped without failing as a whole (in a process tree, one
+/// process's error does not stop the others), for the error count.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    /// How many.
+    pub count: u64,
+    /// The last one's error.
+    pub last: Option<String>,
+}
+
+impl Dropped {
+    /// Counts one more.
+    pub fn add(&mut self, error: &Error) {
+        self.count += 1;
+        self.last = Some(error.to_string());
+    }
+
+    /// Takes over `other`'s counts.
+    pub fn absorb(&mut self, other: Dropped) {
+        self.count += other.count;
+        if other.last.is_some() {
+            self.last = other.last;
+        }
+    }
+}
+
+/// What [`Source::run`] samples at each tick: one process ([`Sampler`]) or a process and its
+/// descendants ([`tree::ProcessTree`]). Callers of either use `source.run(stop, sink,
+/// progress)` alike.
+pub trait Source {
+    /// The sampling options (rate, duration, seed, and what every sample keeps).
+    fn options(&self) -> &SamplerOptions;
+
+    /// The target: the process whose exit ends sampling.
+    fn target(&mut self) -> &mut Process;
+
+    /// Takes one tick's samples and hands each to `sink`. An `Err` concerns the whole tick
+    /// and goes through [`Source::classify`]; the samples dropped without failing the tick are
+    /// returned.
+    fn tick(&mut self, sink: &mut dyn FnMut(&Sample)) -> Result<Dropped>;
+
+    /// Work between ticks (a process tree looks for new processes here). Called before the
+    /// first tick and at least every 50 ms while waiting for the next; an error aborts.
+    fn maintain(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called once when sampling has ended: samples dropped but not reported yet.
+    fn finish(&mut self) -> Dropped {
+        Dropped::default()
+    }
+
+    /// An error's recovery, corrected for a target that has exited meanwhile (its memory reads
+    /// fail in many ways while it is tearing down).
+    fn classify(&mut self, e: &Error) -> Recovery {
+        let recovery = e.recovery();
+        if recovery != Recovery::TargetExited && !self.target().is_alive() {
+            return Recovery::TargetExited;
+        }
+        recovery
+    }
+
+    /// Samples at the options' rate until the duration ends, the target exits, or `stop` is
+    /// set; every sample goes to `sink` and `progress` sees the counts after each tick. This
+    /// is the one sampling loop, whatever the source.
+    fn run(
+        &mut self,
+        stop: &AtomicBool,
+        sink: &mut dyn FnMut(&Sample),
+        progress: &mut dyn FnMut(&Stats),
+    ) -> Result<(StopReason, Stats)> {
+        self.maintain()?;
+        let options = self.options();
+        let start = Instant::now();
+        let mut schedule = Schedule::new(start, options.rate_hz, options.seed);
+        let end = options.duration.map(|d| start + d);
+        let mut stats = Stats::default();
+        let reason = loop {
+            if stop.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
+            }
+            stats.ticks += 1;
+            match self.tick(sink) {
+                Ok(dropped) => {
+                    stats.samples += 1;
+                    stats.count_dropped(dropped);
+                }
+                Err(e) => match self.classify(&e) {
+                    Recovery::TargetExited => break StopReason::TargetExited,
+                    Recovery::SkipSample => {
+                        log::debug!("sample dropped: {e}");
+                        stats.count_dropped(Dropped {
+                            count: 1,
+                            last: Some(e.to_string()),
+                        });
+                    }
+                    Recovery::Abort => return Err(e),
+                },
+            }
+            let now = Instant::now();
+            stats.elapsed = now - start;
+            let due = schedule.next_after(now);
+            stats.missed = schedule.missed;
+            stats.worst_lateness = schedule.worst_lateness;
+            progress(&stats);
+            if let Some(end) = end.filter(|end| due >= *end) {
+                // Do not run past the duration: wait out the remainder and stop.
+                wait_until(end, stop, self)?;
+                break if stop.load(Ordering::Relaxed) {
+                    StopReason::Interrupted
+                } else {
+                    StopReason::Duration
+                };
+            }
+            wait_until(due, stop, self)?;
+            if !self.target().is_alive() {
+                break StopReason::TargetExited;
+            }
+        };
+        stats.count_dropped(self.finish());
+        stats.elapsed = start.elapsed();
+        Ok((reason, stats))
+    }
+}
+
+impl Stats {
+    fn count_dropped(&mut self, dropped: Dropped) {
+        self.errors += dropped.count;
+        if dropped.last.is_some() {
+            self.last_error = dropped.last;
+        }
+    }
 }
 
 /// Samples one process.
@@ -206,59 +348,9 @@ impl Sampler {
         })
     }
 
-    /// Samples at the configured rate until the duration ends, the target exits, or `stop` is
-    /// set; every sample goes to `sink` and `progress` sees the counts after each tick.
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        sink: &mut dyn FnMut(&Sample),
-        progress: &mut dyn FnMut(&Stats),
-    ) -> Result<(StopReason, Stats)> {
-        let start = Instant::now();
-        let mut schedule = Schedule::new(start, self.options.rate_hz, self.options.seed);
-        let mut stats = Stats::default();
-        let end = self.options.duration.map(|d| start + d);
-        let reason = loop {
-            if stop.load(Ordering::Relaxed) {
-                break StopReason::Interrupted;
-            }
-            match self.sample() {
-                Ok(sample) => {
-                    stats.samples += 1;
-                    sink(&sample);
-                }
-                Err(e) => match self.classify(&e) {
-                    Recovery::TargetExited => break StopReason::TargetExited,
-                    Recovery::SkipSample => {
-                        stats.errors += 1;
-                        log::debug!("sample dropped: {e}");
-                        stats.last_error = Some(e.to_string());
-                    }
-                    Recovery::Abort => return Err(e),
-                },
-            }
-            let now = Instant::now();
-            stats.elapsed = now - start;
-            let due = schedule.next_after(now);
-            stats.missed = schedule.missed;
-            stats.worst_lateness = schedule.worst_lateness;
-            progress(&stats);
-            if end.is_some_and(|end| due >= end) {
-                // Do not run past the duration: wait out the remainder and stop.
-                sleep_until(end.unwrap_or(due), stop);
-                break if stop.load(Ordering::Relaxed) {
-                    StopReason::Interrupted
-                } else {
-                    StopReason::Duration
-                };
-            }
-            sleep_until(due, stop);
-            if !self.process.is_alive() {
-                break StopReason::TargetExited;
-            }
-        };
-        stats.elapsed = start.elapsed();
-        Ok((reason, stats))
+    /// Gives the process back (a process tree keeps its root's handle when the root `exec`s).
+    pub fn into_process(self) -> Process {
+        self.process
     }
 
     /// Every thread's kernel id: recorded by the interpreter (3.11+), or read from glibc's
@@ -277,16 +369,6 @@ impl Sampler {
             Some(offset) => pthread::tids(&self.process, offset, &pthreads),
             None => vec![None; stacks.len()],
         }
-    }
-
-    /// An error's recovery, corrected for a target that has exited meanwhile (its memory reads
-    /// fail in many ways while it is tearing down).
-    fn classify(&mut self, e: &Error) -> Recovery {
-        let recovery = e.recovery();
-        if recovery != Recovery::TargetExited && !self.process.is_alive() {
-            return Recovery::TargetExited;
-        }
-        recovery
     }
 
     fn short_name(&mut self, frame: &Frame) -> Option<Arc<str>> {
@@ -325,12 +407,33 @@ pub fn shorten_filename(filename: &str, is_package: impl Fn(&str) -> bool) -> Op
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-fn sleep_until(deadline: Instant, stop: &AtomicBool) {
-    // Sleep in short slices so Ctrl-C is noticed quickly even at low rates.
+impl Source for Sampler {
+    fn options(&self) -> &SamplerOptions {
+        &self.options
+    }
+
+    fn target(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    fn tick(&mut self, sink: &mut dyn FnMut(&Sample)) -> Result<Dropped> {
+        sink(&self.sample()?);
+        Ok(Dropped::default())
+    }
+}
+
+/// Waits until `deadline`, in slices of at most 50 ms so that Ctrl-C is noticed quickly even
+/// at low rates and the source's between-ticks work gets its turn.
+fn wait_until<S: Source + ?Sized>(
+    deadline: Instant,
+    stop: &AtomicBool,
+    source: &mut S,
+) -> Result<()> {
     loop {
+        source.maintain()?;
         let now = Instant::now();
         if now >= deadline || stop.load(Ordering::Relaxed) {
-            return;
+            return Ok(());
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
     }
@@ -339,6 +442,21 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Options for tests: 100 Hz, every thread, no duration.
+    pub(crate) fn options() -> SamplerOptions {
+        SamplerOptions {
+            rate_hz: 100.0,
+            duration: None,
+            nonblocking: false,
+            include_idle: true,
+            gil_only: false,
+            full_filenames: false,
+            max_depth: 128,
+            seed: 1,
+            locals: false,
+        }
+    }
 
     #[test]
     fn filenames_shorten_to_the_package() {

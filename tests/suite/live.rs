@@ -192,7 +192,7 @@ fn every_thread_shows_its_own_stack() {
 }
 
 /// Samples whose innermost frame starts with `leaf`.
-fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
+pub(crate) fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
     stacks
         .iter()
         .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
@@ -201,7 +201,7 @@ fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
 }
 
 /// Reads a collapsed-stacks file into (stack, count) pairs.
-fn collapsed(path: &std::path::Path) -> Vec<(String, u64)> {
+pub(crate) fn collapsed(path: &std::path::Path) -> Vec<(String, u64)> {
     std::fs::read_to_string(path)
         .expect("raw output")
         .lines()

@@ -6,6 +6,7 @@ mod cli;
 mod live;
 mod offsets;
 mod replay;
+mod subprocesses;
 #[allow(dead_code)]
 mod support;
 mod top;

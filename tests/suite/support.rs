@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -221,7 +221,9 @@ impl Target {
     }
 }
 
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+/// Sends each line that `stdout` yields (trimmed) down the returned channel, from a thread of
+/// its own.
+pub fn forward_lines(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {

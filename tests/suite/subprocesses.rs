@@ -1,0 +1,306 @@
+//! Live tests of `-s/--subprocesses` on every interpreter: a `multiprocessing` pool (children
+//! before 3.14, grandchildren under the forkserver from 3.14), Python started by a shell after
+//! sampling began, and processes that exit while they are sampled.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::live::collapsed;
+use crate::support::{
+    for_each_python, forward_lines, marker_line, run_sampler, sampler, script, text, Target,
+};
+
+/// The innermost frame of a collapsed stack.
+fn leaf(stack: &str) -> &str {
+    stack.rsplit(';').next().unwrap_or_default()
+}
+
+/// The pid in a stack's `process PID "…"` root frame.
+fn root_pid(stack: &str) -> Option<u32> {
+    stack
+        .strip_prefix("process ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The processes whose stacks contain `needle`.
+fn pids_with(stacks: &[(String, u64)], needle: &str) -> BTreeSet<u32> {
+    stacks
+        .iter()
+        .filter(|(stack, _)| stack.contains(needle))
+        .filter_map(|(stack, _)| root_pid(stack))
+        .collect()
+}
+
+/// `record -s --pid PID -d SECONDS -f raw` into a temporary file: its stderr and its stacks.
+fn record_tree(pid: u32, seconds: &str) -> (String, Vec<(String, u64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tree.txt");
+    let pid = pid.to_string();
+    let rec = run_sampler(&[
+        "record",
+        "-s",
+        "--pid",
+        &pid,
+        "-d",
+        seconds,
+        "-f",
+        "raw",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&rec.stderr);
+    assert!(rec.status.success(), "{stderr}");
+    (stderr, collapsed(&out))
+}
+
+/// The error count of `record`'s summary line.
+fn errors_in(summary: &str) -> u64 {
+    summary
+        .split(" errors,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no error count in {summary}"))
+}
+
+#[test]
+fn pool_workers_are_recorded_and_dumped_under_their_processes() {
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let pids_file = dir.path().join("pids");
+        let target = Target::start(py, "mp_pool.py", &[pids_file.to_str().unwrap()]);
+        let workers: Vec<u32> = std::fs::read_to_string(&pids_file)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(workers.len(), 3, "{workers:?}");
+        let pid = target.pid.to_string();
+
+        let (_, stacks) = record_tree(target.pid, "1");
+        assert!(
+            stacks.iter().all(|(s, _)| root_pid(s).is_some()),
+            "every stack is rooted at its process: {stacks:?}"
+        );
+        for worker in &workers {
+            let root = format!("process {worker} \"");
+            let spinning = stacks.iter().any(|(s, _)| {
+                s.starts_with(&root) && leaf(s).starts_with("spin_in_worker (mp_pool.py:")
+            });
+            assert!(spinning, "worker {worker} not spinning in {stacks:?}");
+        }
+
+        let dump = run_sampler(&["dump", "-s", "--pid", &pid, "--json"]);
+        assert!(dump.status.success(), "{}", text(&dump.stderr));
+        let dump: Value = serde_json::from_slice(&dump.stdout).expect("JSON");
+        let processes = dump.as_array().expect("an array of processes");
+        assert_eq!(processes[0]["pid"], target.pid, "the root comes first");
+        for worker in &workers {
+            let process = processes
+                .iter()
+                .find(|p| p["pid"] == *worker)
+                .unwrap_or_else(|| panic!("worker {worker} not in {dump}"));
+            assert!(
+                process["command_line"].as_str().unwrap().contains("python"),
+                "{process}"
+            );
+            let spins = process["threads"].as_array().unwrap().iter().any(|t| {
+                t["frames"][0]["name"] == "spin_in_worker" && t["os_thread_id"] == *worker
+            });
+            assert!(spins, "{process}");
+        }
+
+        let shown = run_sampler(&["dump", "-s", "--pid", &pid]);
+        assert!(shown.status.success(), "{}", text(&shown.stderr));
+        let shown = text(&shown.stdout);
+        for worker in &workers {
+            assert!(shown.contains(&format!("\nProcess {worker}: ")), "{shown}");
+        }
+        assert!(shown.contains("    spin_in_worker (mp_pool.py:"), "{shown}");
+    });
+}
+
+/// A `sampler` run in the background whose output lines are read while it runs. Killed on
+/// drop if it is still running.
+struct Recording {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// The stderr lines read so far.
+    stderr_seen: Vec<String>,
+}
+
+impl Recording {
+    fn start(args: &[&str]) -> Recording {
+        let mut child = sampler()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sampler starts");
+        let stdout = forward_lines(child.stdout.take().unwrap());
+        let stderr = forward_lines(child.stderr.take().unwrap());
+        Recording {
+            child,
+            stdout,
+            stderr,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `want`.
+    fn wait_for_stderr(&mut self, want: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr_seen.iter().any(|l| l.contains(want)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(_) => panic!("no `{want}` on stderr: {:?}", self.stderr_seen),
+            }
+        }
+    }
+
+    /// Waits for `sampler` to exit; its exit status and every stdout and stderr line.
+    fn finish(mut self, timeout: Duration) -> (bool, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "sampler ran past {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The command's own children may hold the pipes a little longer: read until they
+        // close, within the deadline.
+        let drain = |rx: &Receiver<String>| {
+            let mut lines = Vec::new();
+            while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                lines.push(line);
+            }
+            lines
+        };
+        let stdout = drain(&self.stdout);
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        stderr.extend(drain(&self.stderr));
+        (status.success(), stdout, stderr)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pid a script printed as `LABEL PID`.
+fn printed_pid(lines: &[String], label: &str) -> u32 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(label)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{label} PID` in {lines:?}"))
+}
+
+#[test]
+fn python_that_a_shell_starts_after_sampling_began_is_followed() {
+    // The launched command is a shell (not Python) that waits for a file, then execs Python,
+    // which starts `sleep` (not Python) and a Python child of its own.
+    const SHELL: &str = r#"i=0
+        until [ -e "$0" ] || [ "$i" -ge 3000 ]; do sleep 0.01; i=$((i + 1)); done
+        exec "$1" "$2""#;
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("go");
+        let out = dir.path().join("late.txt");
+        let mut recording = Recording::start(&[
+            "-v",
+            "record",
+            "-s",
+            "-f",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            SHELL,
+            flag.to_str().unwrap(),
+            py.path.to_str().unwrap(),
+            script("late_child.py").to_str().unwrap(),
+        ]);
+        // Sampling has begun (the shell is sampled, as a process that is not Python): only
+        // now may Python start.
+        recording.wait_for_stderr("and its descendants", Duration::from_secs(30));
+        std::fs::write(&flag, "").unwrap();
+        let (success, stdout, stderr) = recording.finish(Duration::from_secs(120));
+        let summary = stderr
+            .iter()
+            .find(|l| l.starts_with("sampler: wrote"))
+            .unwrap_or_else(|| panic!("no summary in {stderr:?}"));
+        assert!(success, "{stderr:?}");
+        assert!(
+            summary.ends_with("the command exited with exit status: 0"),
+            "{summary}"
+        );
+        assert_eq!(errors_in(summary), 0, "{stderr:?}");
+
+        let (parent, child) = (
+            printed_pid(&stdout, "parent "),
+            printed_pid(&stdout, "child "),
+        );
+        let stacks = collapsed(&out);
+        let line = |name| marker_line("late_child.py", name);
+        assert_eq!(
+            pids_with(
+                &stacks,
+                &format!(";parent_work (late_child.py:{})", line("parent_work"))
+            ),
+            BTreeSet::from([parent]),
+            "the shell's pid, once it runs Python: {stacks:?}"
+        );
+        assert!(
+            stacks
+                .iter()
+                .any(|(s, _)| s.starts_with(&format!("process {parent} \""))
+                    && s.contains("late_child.py\";")),
+            "rooted at the command line Python got: {stacks:?}"
+        );
+        assert_eq!(
+            pids_with(
+                &stacks,
+                &format!(
+                    ";late_child_work (late_child.py:{})",
+                    line("late_child_work")
+                )
+            ),
+            BTreeSet::from([child]),
+            "{stacks:?}"
+        );
+        let rooted: BTreeSet<u32> = stacks.iter().filter_map(|(s, _)| root_pid(s)).collect();
+        assert_eq!(rooted, BTreeSet::from([parent, child]), "{stacks:?}");
+    });
+}
+
+#[test]
+fn processes_that_exit_while_sampled_are_no_errors() {
+    for_each_python(|py| {
+        let target = Target::start(py, "churn.py", &[]);
+        let (stderr, stacks) = record_tree(target.pid, "2");
+        assert_eq!(errors_in(&stderr), 0, "{stderr}");
+        // Two pool workers live at a time, each for one 0.25 s task, and one child at a time,
+        // for 0.3 s: more of each than that were sampled, so some exited meanwhile.
+        let workers = pids_with(&stacks, ";pool_task (churn.py:");
+        let children = pids_with(&stacks, ";short_lived_child (churn.py:");
+        assert!(workers.len() >= 3, "{workers:?} in {stacks:?}");
+        assert!(children.len() >= 2, "{children:?} in {stacks:?}");
+    });
+}
