@@ -700,7 +700,13 @@ fn dump_locals_shows_arguments_and_values_of_every_common_type() {
     for_each_python(|py| {
         let target = Target::start(py, "locals.py", &[]);
         let dump = dump_json(target.pid, &["--locals"]);
-        let main = main_thread(&dump, target.pid);
+        // The thread spinning in inspect_me (the main thread; its kernel id is not needed).
+        let main = dump["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["frames"][0]["name"] == "inspect_me")
+            .unwrap_or_else(|| panic!("no thread in inspect_me: {dump}"));
         let frame = &main["frames"][0];
         assert_eq!(frame["line"], marker_line("locals.py", "spin"), "{frame}");
         let py2 = py.version.0 == 2;
