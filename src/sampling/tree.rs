@@ -264,8 +264,12 @@ impl ProcessTree {
                     Err(_) => continue,
                 },
             };
-            // The root was launched or named by the user: no fork of another program's copy.
-            let settled = pid == self.root || children::age(stat).is_none_or(|age| age >= SETTLE);
+            // Only a member about to be attached needs its age. The root was launched or named
+            // by the user: it is no copy of a Python parent about to exec something else.
+            let due =
+                matches!(member.state, State::Waiting { retry_at: Some(due), .. } if due <= now);
+            let settled =
+                !due || pid == self.root || children::age(stat).is_none_or(|age| age >= SETTLE);
             let (member, error) = self.update(pid, member, settled, now);
             self.members.insert(pid, member);
             if pid == self.root {
@@ -412,15 +416,12 @@ impl ProcessTree {
 
     /// Leaves a descendant alone until its identity changes.
     fn stop_following(&mut self, pid: u32) {
-        if let Some(member) = self.members.remove(&pid) {
-            let member = Member {
-                identity: member.identity.clone(),
-                command_line: member.command_line.clone(),
-                state: State::Waiting {
-                    process: member.into_process(),
-                    failed: None,
-                    retry_at: None,
-                },
+        if let Some(mut member) = self.members.remove(&pid) {
+            let process = member.state.into_process();
+            member.state = State::Waiting {
+                process,
+                failed: None,
+                retry_at: None,
             };
             self.members.insert(pid, member);
         }
