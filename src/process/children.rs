@@ -8,6 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::unistd::{sysconf, SysconfVar};
 
 /// The most descendants [`descendants`] returns: a fork bomb must not become a sampling bomb.
 pub const MAX_DESCENDANTS: usize = 1024;
@@ -118,6 +121,21 @@ pub fn descendants(root: u32, processes: &[Stat]) -> Vec<u32> {
     }
 }
 
+/// How long ago the process of `stat` started (was forked), or `None` when the clock cannot be
+/// read.
+pub fn age(stat: &Stat) -> Option<Duration> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten()?;
+    age_at(stat.start_time, &uptime, u64::try_from(hz).ok()?)
+}
+
+/// `start_time` (clock ticks after boot, `hz` a second) seen from a `/proc/uptime` line.
+fn age_at(start_time: u64, uptime: &str, hz: u64) -> Option<Duration> {
+    let now: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let started = start_time as f64 / hz.max(1) as f64;
+    Duration::try_from_secs_f64((now - started).max(0.0)).ok()
+}
+
 /// The identity of `pid` as `stat` (from [`scan`]) describes it, with its executable.
 pub fn identity(stat: &Stat) -> Identity {
     Identity {
@@ -191,6 +209,23 @@ mod tests {
     }
 
     #[test]
+    fn ages_come_from_uptime_and_clock_ticks() {
+        let age = |start, uptime| age_at(start, uptime, 100);
+        assert_eq!(
+            age(12_345, "200.00 50.00"),
+            Some(Duration::from_millis(76_550))
+        );
+        assert_eq!(age(20_000, "200.00 50.00"), Some(Duration::ZERO));
+        assert_eq!(
+            age(30_000, "200.00 50.00"),
+            Some(Duration::ZERO),
+            "clock skew"
+        );
+        assert_eq!(age(1, "garbage"), None);
+        assert_eq!(age(1, ""), None);
+    }
+
+    #[test]
     fn our_own_children_are_seen() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -205,5 +240,6 @@ mod tests {
         let own = procs.iter().find(|s| s.pid == me).unwrap();
         assert_eq!(identity(own), identity(own), "stable while nothing changes");
         assert!(identity(own).exe.is_some());
+        assert!(age(own).is_some());
     }
 }

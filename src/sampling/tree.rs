@@ -8,15 +8,17 @@
 //!
 //! Between ticks, at least every [`POLL_INTERVAL`], [`ProcessTree::poll`] lists the root's
 //! descendants ([`children`]) and attaches to the new Python ones; attaching (reading the
-//! ELF files) happens only there, never on a tick. What is not Python is left alone quietly;
-//! a pid is looked at again when its [`Identity`] changes (an `exec`, or a reused pid), and
-//! only a few times in between, in case it was caught while its dynamic loader was still
-//! mapping `libpython` (`retry_delay`).
+//! ELF files) happens only there, never on a tick. A descendant younger than [`SETTLE`] is
+//! left for the next poll: to run a program, a Python process forks a copy of itself, and
+//! that copy would show its parent's stacks until it `exec`s. What is not Python is left
+//! alone quietly; a pid is looked at again when its [`Identity`] changes (an `exec`, or a
+//! reused pid), and only a few times in between, in case it was caught while its dynamic
+//! loader was still mapping `libpython` (`retry_delay`).
 //!
 //! A descendant that exits is dropped without an error. Since a Python process that is
-//! finalising fails reads for a while before it exits, a process's dropped samples are held
-//! back and counted only once that process gives a sample again, has been failing for
-//! [`HOLD_ERRORS`], or is still alive when sampling ends. The root's exit ends sampling, even
+//! finalising fails reads for a while before it exits (and may give a sample or two in
+//! between), a process's dropped samples are held back and counted only once the process is
+//! still alive [`HOLD_ERRORS`] after the first of them, or when sampling ends. The root's exit ends sampling, even
 //! while descendants are alive, as for a single process.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,8 +34,10 @@ use crate::python::Interpreter;
 
 /// How often the tree looks for new, changed and exited descendants.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// How long a live process may keep failing before its dropped samples are counted.
+/// How long a process must outlive a dropped sample for it to count as an error.
 pub const HOLD_ERRORS: Duration = Duration::from_secs(1);
+/// How old a descendant must be (since its fork) to be attached.
+pub const SETTLE: Duration = Duration::from_millis(50);
 /// How many more times a process that is not Python is looked at before it is left alone
 /// until its identity changes.
 const NOT_PYTHON_RETRIES: u32 = 4;
@@ -67,8 +71,8 @@ impl AttachFailure {
     }
 }
 
-/// How long to wait before attaching again after the `attempts`-th failure in a row (of the
-/// same identity), or `None` to wait for the identity to change. A process that is not Python
+/// How long to wait before attaching again after the `attempts`-th failure in a row of the
+/// same kind (and the same identity), or `None` to wait for the identity to change. A process that is not Python
 /// gets a few more looks over about 1.5 s, which covers an `exec` caught before the loader
 /// mapped `libpython`; one that is Python but not readable yet is retried with a backoff.
 fn retry_delay(failure: AttachFailure, attempts: u32) -> Option<Duration> {
@@ -78,6 +82,19 @@ fn retry_delay(failure: AttachFailure, attempts: u32) -> Option<Duration> {
         AttachFailure::NotReady => Some(backoff),
         _ => None,
     }
+}
+
+/// After a failed attach: the new run of failures (a different kind from the last one starts
+/// a new count) and how long to wait before the next attempt (see [`retry_delay`]).
+fn after_failure(
+    last: Option<(AttachFailure, u32)>,
+    failure: AttachFailure,
+) -> ((AttachFailure, u32), Option<Duration>) {
+    let attempts = match last {
+        Some((kind, n)) if kind == failure => n.saturating_add(1),
+        _ => 1,
+    };
+    ((failure, attempts), retry_delay(failure, attempts))
 }
 
 /// A process and its descendants, sampled together.
@@ -100,17 +117,19 @@ struct Member {
 
 enum State {
     /// Not (yet) attached: tried again at `retry_at`, or only once its identity changes.
+    /// `failed` is the last failure and how many of that kind came in a row: a process that
+    /// goes from "not Python" to "not ready" is making progress and starts a new count.
     Waiting {
         process: Process,
-        attempts: u32,
+        failed: Option<(AttachFailure, u32)>,
         retry_at: Option<Instant>,
     },
     /// Attached and sampled at every tick.
     Sampled {
         sampler: Box<Sampler>,
-        /// Dropped samples not counted yet, and since when they have been failing.
+        /// Dropped samples not counted yet, and when the first of them was dropped.
         held: Dropped,
-        failing_since: Option<Instant>,
+        held_since: Option<Instant>,
     },
 }
 
@@ -126,7 +145,7 @@ impl Member {
             command_line: Arc::from(command_line),
             state: State::Waiting {
                 process,
-                attempts: 0,
+                failed: None,
                 retry_at: Some(now),
             },
         }
@@ -149,7 +168,7 @@ impl State {
         State::Sampled {
             sampler: Box::new(Sampler::new(process, interpreter, options.clone())),
             held: Dropped::default(),
-            failing_since: None,
+            held_since: None,
         }
     }
 
@@ -215,8 +234,7 @@ impl ProcessTree {
         wanted.extend(children::descendants(self.root, &processes));
         let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
 
-        // Processes that left the tree: an exited one takes its held errors along; one that
-        // is alive but was adopted elsewhere (its parent died) has them counted.
+        // Processes that exited or left the tree (adopted elsewhere when their parent died).
         let left: Vec<u32> = self
             .members
             .keys()
@@ -224,24 +242,14 @@ impl ProcessTree {
             .filter(|pid| *pid != self.root && !wanted_set.contains(pid))
             .collect();
         for pid in left {
-            if let Some(Member {
-                state: State::Sampled { held, .. },
-                ..
-            }) = self.members.remove(&pid)
-            {
-                if stats.contains_key(&pid) {
-                    self.released.absorb(held);
-                }
-            }
+            self.forget(pid, stats.contains_key(&pid));
         }
 
         let mut root_error = None;
         for pid in wanted {
-            // The root is kept even when it has gone: the loop notices its exit.
+            // Only the root can be missing (the loop notices its exit); descendants come from
+            // the same scan.
             let Some(stat) = stats.get(&pid) else {
-                if pid != self.root {
-                    self.members.remove(&pid);
-                }
                 continue;
             };
             let identity = Some(children::identity(stat));
@@ -256,7 +264,13 @@ impl ProcessTree {
                     Err(_) => continue,
                 },
             };
-            let (member, error) = self.update(pid, member, now);
+            // Only a member about to be attached needs its age. The root was launched or named
+            // by the user: it is no copy of a Python parent about to exec something else.
+            let due =
+                matches!(member.state, State::Waiting { retry_at: Some(due), .. } if due <= now);
+            let settled =
+                !due || pid == self.root || children::age(stat).is_none_or(|age| age >= SETTLE);
+            let (member, error) = self.update(pid, member, settled, now);
             self.members.insert(pid, member);
             if pid == self.root {
                 root_error = error;
@@ -265,9 +279,16 @@ impl ProcessTree {
         root_error.map_or(Ok(()), Err)
     }
 
-    /// Attaches to a waiting member when it is due; counts a sampled member's held errors
-    /// once it has failed for too long. Returns the root's lasting attach error.
-    fn update(&mut self, pid: u32, member: Member, now: Instant) -> (Member, Option<Error>) {
+    /// Attaches to a waiting member when it is due and `settled` (old enough); counts a sampled
+    /// member's held errors once it has outlived them long enough. Returns the root's lasting
+    /// attach error.
+    fn update(
+        &mut self,
+        pid: u32,
+        member: Member,
+        settled: bool,
+        now: Instant,
+    ) -> (Member, Option<Error>) {
         let Member {
             identity,
             command_line,
@@ -277,9 +298,9 @@ impl ProcessTree {
         let state = match state {
             State::Waiting {
                 process,
-                attempts,
+                failed,
                 retry_at: Some(due),
-            } if due <= now => match attach(&process) {
+            } if due <= now && settled => match attach(&process) {
                 Ok(interpreter) => {
                     log::info!(
                         "following process {pid} ({command_line}): Python {}",
@@ -289,7 +310,7 @@ impl ProcessTree {
                 }
                 Err(e) => {
                     let failure = AttachFailure::of(&e);
-                    let attempts = attempts + 1;
+                    let (failed, delay) = after_failure(failed, failure);
                     match failure {
                         // The root's exit is for the sampling loop to notice.
                         AttachFailure::Gone => {}
@@ -297,25 +318,25 @@ impl ProcessTree {
                         AttachFailure::Refused => {
                             log::info!("not following process {pid} ({command_line}): {e}")
                         }
-                        _ => log::debug!("process {pid} ({command_line}), attempt {attempts}: {e}"),
+                        _ => log::debug!("process {pid} ({command_line}), {failed:?}: {e}"),
                     }
                     State::Waiting {
                         process,
-                        attempts,
-                        retry_at: retry_delay(failure, attempts).map(|d| now + d),
+                        failed: Some(failed),
+                        retry_at: delay.map(|d| now + d),
                     }
                 }
             },
             State::Sampled {
                 sampler,
                 held,
-                failing_since: Some(since),
+                held_since: Some(since),
             } if now.duration_since(since) >= HOLD_ERRORS => {
                 self.released.absorb(held);
                 State::Sampled {
                     sampler,
                     held: Dropped::default(),
-                    failing_since: Some(now),
+                    held_since: None,
                 }
             }
             state => state,
@@ -335,7 +356,7 @@ impl ProcessTree {
     /// are returned (see the module docs for why they are held back).
     pub fn sample_each(&mut self, sink: &mut dyn FnMut(&Sample, &Sampler)) -> Result<Dropped> {
         let now = Instant::now();
-        let mut dropped = std::mem::take(&mut self.released);
+        let dropped = std::mem::take(&mut self.released);
         let root = self.root;
         let order =
             std::iter::once(root).chain(self.members.keys().copied().filter(|p| *p != root));
@@ -347,7 +368,7 @@ impl ProcessTree {
             let State::Sampled {
                 sampler,
                 held,
-                failing_since,
+                held_since,
             } = &mut member.state
             else {
                 continue;
@@ -356,8 +377,6 @@ impl ProcessTree {
                 Ok(mut sample) => {
                     sample.command_line = Some(member.command_line.clone());
                     sink(&sample, sampler);
-                    dropped.absorb(std::mem::take(held));
-                    *failing_since = None;
                     continue;
                 }
                 Err(e) => e,
@@ -366,13 +385,10 @@ impl ProcessTree {
                 Recovery::SkipSample => {
                     log::debug!("sample of process {pid} dropped: {error}");
                     held.add(&error);
-                    failing_since.get_or_insert(now);
+                    held_since.get_or_insert(now);
                 }
                 _ if pid == root => return Err(error),
-                Recovery::TargetExited => {
-                    log::info!("no longer following process {pid}: it exited");
-                    self.members.remove(&pid);
-                }
+                Recovery::TargetExited => self.forget(pid, false),
                 Recovery::Abort => {
                     log::info!("no longer following process {pid}: {error}");
                     self.stop_following(pid);
@@ -382,17 +398,30 @@ impl ProcessTree {
         Ok(dropped)
     }
 
+    /// Stops following a descendant that exited or, still `alive`, left the tree. The samples
+    /// it dropped count only in the second case.
+    fn forget(&mut self, pid: u32, alive: bool) {
+        let Some(member) = self.members.remove(&pid) else {
+            return;
+        };
+        if let State::Sampled { held, .. } = member.state {
+            if alive {
+                log::info!("no longer following process {pid}: it left the tree");
+                self.released.absorb(held);
+            } else {
+                log::info!("no longer following process {pid}: it exited");
+            }
+        }
+    }
+
     /// Leaves a descendant alone until its identity changes.
     fn stop_following(&mut self, pid: u32) {
-        if let Some(member) = self.members.remove(&pid) {
-            let member = Member {
-                identity: member.identity.clone(),
-                command_line: member.command_line.clone(),
-                state: State::Waiting {
-                    process: member.into_process(),
-                    attempts: 0,
-                    retry_at: None,
-                },
+        if let Some(mut member) = self.members.remove(&pid) {
+            let process = member.state.into_process();
+            member.state = State::Waiting {
+                process,
+                failed: None,
+                retry_at: None,
             };
             self.members.insert(pid, member);
         }
@@ -473,6 +502,25 @@ mod tests {
             ]
         );
         assert_eq!(retry_delay(AttachFailure::Refused, 1), None);
+    }
+
+    #[test]
+    fn a_process_that_becomes_python_starts_a_new_count() {
+        use AttachFailure::*;
+        let mut last = None;
+        let mut delays = Vec::new();
+        for failure in [
+            NotPython, NotPython, NotPython, NotReady, NotReady, NotPython,
+        ] {
+            let (failed, delay) = after_failure(last, failure);
+            last = Some(failed);
+            delays.push(delay);
+        }
+        assert_eq!(
+            delays,
+            vec![ms(100), ms(200), ms(400), ms(100), ms(200), ms(100)]
+        );
+        assert_eq!(last, Some((NotPython, 1)));
     }
 
     #[test]

@@ -33,7 +33,7 @@ if __name__ == "__main__":
         late_child_work(seconds)
         sys.exit(0)
     say("parent %d" % os.getpid())
-    parent_work(0.5)
+    parent_work(1.0)
     sleeper = subprocess.Popen(["sleep", "60"])
     child = subprocess.Popen([sys.executable, __file__, "child", str(seconds)])
     child.wait()

@@ -3,6 +3,7 @@
 //! sampling began, and processes that exit while they are sampled.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -138,9 +139,20 @@ struct Recording {
 }
 
 impl Recording {
-    fn start(args: &[&str]) -> Recording {
+    /// `sampler -v record -s -f raw -o OUT TARGET…`, where `target` is `--pid PID` or
+    /// `-- COMMAND…`.
+    fn start(out: &Path, target: &[&str]) -> Recording {
         let mut child = sampler()
-            .args(args)
+            .args([
+                "-v",
+                "record",
+                "-s",
+                "-f",
+                "raw",
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args(target)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,20 +168,39 @@ impl Recording {
         }
     }
 
-    /// Waits for a stderr line containing `want`.
-    fn wait_for_stderr(&mut self, want: &str, timeout: Duration) {
+    /// Reads stderr lines until `done` holds for all of them so far.
+    fn wait_until(&mut self, timeout: Duration, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + timeout;
-        while !self.stderr_seen.iter().any(|l| l.contains(want)) {
+        while !done(&self.stderr_seen) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
                 Ok(line) => self.stderr_seen.push(line),
-                Err(_) => panic!("no `{want}` on stderr: {:?}", self.stderr_seen),
+                Err(_) => panic!(
+                    "stderr did not get there in {timeout:?}: {:?}",
+                    self.stderr_seen
+                ),
             }
         }
     }
 
-    /// Waits for `sampler` to exit; its exit status and every stdout and stderr line.
-    fn finish(mut self, timeout: Duration) -> (bool, Vec<String>, Vec<String>) {
+    /// Waits for a stderr line containing `want`; returns its index.
+    fn wait_for_stderr(&mut self, want: &str, timeout: Duration) -> usize {
+        self.wait_until(timeout, |lines| lines.iter().any(|l| l.contains(want)));
+        self.stderr_seen
+            .iter()
+            .position(|l| l.contains(want))
+            .unwrap()
+    }
+
+    /// Sends Ctrl-C's signal, SIGINT.
+    fn interrupt(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    }
+
+    /// Waits for `sampler` to exit, which must be a success; every stdout line, every stderr
+    /// line, and the summary line among them.
+    fn finish(mut self, timeout: Duration) -> (Vec<String>, Vec<String>, String) {
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -191,7 +222,13 @@ impl Recording {
         let stdout = drain(&self.stdout);
         let mut stderr = std::mem::take(&mut self.stderr_seen);
         stderr.extend(drain(&self.stderr));
-        (status.success(), stdout, stderr)
+        assert!(status.success(), "{stderr:?}");
+        let summary = stderr
+            .iter()
+            .find(|l| l.starts_with("sampler: wrote"))
+            .unwrap_or_else(|| panic!("no summary in {stderr:?}"))
+            .clone();
+        (stdout, stderr, summary)
     }
 }
 
@@ -221,37 +258,28 @@ fn python_that_a_shell_starts_after_sampling_began_is_followed() {
         let dir = tempfile::tempdir().unwrap();
         let flag = dir.path().join("go");
         let out = dir.path().join("late.txt");
-        let mut recording = Recording::start(&[
-            "-v",
-            "record",
-            "-s",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            SHELL,
-            flag.to_str().unwrap(),
-            py.path.to_str().unwrap(),
-            script("late_child.py").to_str().unwrap(),
-        ]);
+        let mut recording = Recording::start(
+            &out,
+            &[
+                "--",
+                "sh",
+                "-c",
+                SHELL,
+                flag.to_str().unwrap(),
+                py.path.to_str().unwrap(),
+                script("late_child.py").to_str().unwrap(),
+            ],
+        );
         // Sampling has begun (the shell is sampled, as a process that is not Python): only
         // now may Python start.
         recording.wait_for_stderr("and its descendants", Duration::from_secs(30));
         std::fs::write(&flag, "").unwrap();
-        let (success, stdout, stderr) = recording.finish(Duration::from_secs(120));
-        let summary = stderr
-            .iter()
-            .find(|l| l.starts_with("sampler: wrote"))
-            .unwrap_or_else(|| panic!("no summary in {stderr:?}"));
-        assert!(success, "{stderr:?}");
+        let (stdout, stderr, summary) = recording.finish(Duration::from_secs(120));
         assert!(
             summary.ends_with("the command exited with exit status: 0"),
             "{summary}"
         );
-        assert_eq!(errors_in(summary), 0, "{stderr:?}");
+        assert_eq!(errors_in(&summary), 0, "{stderr:?}");
 
         let (parent, child) = (
             printed_pid(&stdout, "parent "),
@@ -293,14 +321,46 @@ fn python_that_a_shell_starts_after_sampling_began_is_followed() {
 #[test]
 fn processes_that_exit_while_sampled_are_no_errors() {
     for_each_python(|py| {
-        let target = Target::start(py, "churn.py", &[]);
-        let (stderr, stacks) = record_tree(target.pid, "2");
-        assert_eq!(errors_in(&stderr), 0, "{stderr}");
-        // Two pool workers live at a time, each for one 0.25 s task, and one child at a time,
-        // for 0.3 s: more of each than that were sampled, so some exited meanwhile.
-        let workers = pids_with(&stacks, ";pool_task (churn.py:");
-        let children = pids_with(&stacks, ";short_lived_child (churn.py:");
-        assert!(workers.len() >= 3, "{workers:?} in {stacks:?}");
-        assert!(children.len() >= 2, "{children:?} in {stacks:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let (flag, pid_file) = (dir.path().join("exit"), dir.path().join("child"));
+        let target = Target::start(
+            py,
+            "churn.py",
+            &[flag.to_str().unwrap(), pid_file.to_str().unwrap()],
+        );
+        // The parent's and the child's `ready`, in either order.
+        target.wait_for_line("ready", Duration::from_secs(30));
+        let child: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        let out = dir.path().join("churn.txt");
+        let mut recording = Recording::start(&out, &["--pid", &target.pid.to_string()]);
+        let exited = "no longer following process ";
+        let minute = Duration::from_secs(60);
+        let followed = recording.wait_for_stderr(&format!("following process {child} ("), minute);
+        // Pool workers (one task each) exit while they are followed: three of them, after the
+        // child was found, so that it has been sampled meanwhile.
+        recording.wait_until(minute, |lines| {
+            lines[followed..]
+                .iter()
+                .filter(|l| l.contains(exited) && l.ends_with(": it exited"))
+                .count()
+                >= 3
+        });
+        // The child finalises its interpreter and exits.
+        std::fs::write(&flag, "").unwrap();
+        recording.wait_for_stderr(&format!("{exited}{child}: it exited"), minute);
+        recording.interrupt();
+        let (_, stderr, summary) = recording.finish(minute);
+        assert!(summary.ends_with("; interrupted"), "{summary}");
+        assert_eq!(errors_in(&summary), 0, "{stderr:?}");
+        let stacks = collapsed(&out);
+        assert_eq!(
+            pids_with(&stacks, ";short_lived_child (churn.py:"),
+            BTreeSet::from([child]),
+            "{stacks:?}"
+        );
+        assert!(
+            !pids_with(&stacks, ";pool_task (churn.py:").is_empty(),
+            "{stacks:?}"
+        );
     });
 }
