@@ -36,9 +36,8 @@ struct RecordArgs {
     /// The pid of a running Python process to sample.
     #[arg(short, long)]
     pid: Option<u32>,
-    /// Samples per second.
-    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    rate: u32,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Stop after this many seconds (default: when the target exits or on Ctrl-C).
     #[arg(short, long, value_parser = parse_seconds)]
     duration: Option<Duration>,
@@ -54,25 +53,9 @@ struct RecordArgs {
     /// Aggregate by function: every frame shows the function's first line.
     #[arg(short = 'F', long)]
     function: bool,
-    /// Include threads that are idle (sleeping or blocked) according to the OS.
-    #[arg(short, long)]
-    idle: bool,
-    /// Sample only the thread holding the GIL (each sample has at most one stack).
-    #[arg(short, long)]
-    gil: bool,
-    /// Do not pause the target while reading it (lower overhead, stacks may be torn).
-    #[arg(long)]
-    nonblocking: bool,
-    /// Show whole file names instead of package-relative ones.
-    #[arg(long)]
-    full_filenames: bool,
     /// Root every stack at its thread: `thread <os tid> "<name>"`.
     #[arg(short, long)]
     threads: bool,
-    /// Follow the target's child processes (and theirs), also those started later; each
-    /// process's stacks are rooted at a `process PID "COMMAND LINE"` frame.
-    #[arg(short, long)]
-    subprocesses: bool,
     /// The command to launch and profile, after `--`: `sampler record -- python app.py`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -106,12 +89,23 @@ struct TopArgs {
     /// The pid of a running Python process to sample.
     #[arg(short, long)]
     pid: Option<u32>,
-    /// Samples per second.
-    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    rate: u32,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Seconds between redraws of the view.
     #[arg(long, default_value = "1", value_parser = parse_refresh)]
     refresh: Duration,
+    /// The command to launch and watch, after `--`: `sampler top -- python app.py`. Its
+    /// input and output go to /dev/null, since the view owns the terminal.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// How `record` and `top` sample.
+#[derive(Debug, Args)]
+struct SamplingArgs {
+    /// Samples per second.
+    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
     /// Include threads that are idle (sleeping or blocked) according to the OS.
     #[arg(short, long)]
     idle: bool,
@@ -124,11 +118,8 @@ struct TopArgs {
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
     full_filenames: bool,
-    /// The command to launch and watch, after `--`: `sampler top -- python app.py`. Its
-    /// input and output go to /dev/null, since the view owns the terminal.
-    #[arg(last = true, value_name = "COMMAND")]
-    command: Vec<String>,
-    /// Follow the target's child processes (and theirs), also those started later.
+    /// Follow the target's child processes (and theirs), also those started later; each
+    /// process's stacks are rooted at a `process PID "COMMAND LINE"` frame.
     #[arg(short, long)]
     subprocesses: bool,
 }
@@ -171,7 +162,7 @@ impl Cli {
                     Some(pid) => Target::Pid(pid),
                     None => Target::Command(a.command),
                 },
-                rate_hz: f64::from(a.rate),
+                rate_hz: f64::from(a.sampling.rate),
                 duration: a.duration,
                 output: a.output,
                 format: match a.format {
@@ -185,12 +176,12 @@ impl Cli {
                 } else {
                     FrameStyle::Line
                 },
-                include_idle: a.idle,
-                gil_only: a.gil,
-                nonblocking: a.nonblocking,
-                full_filenames: a.full_filenames,
+                include_idle: a.sampling.idle,
+                gil_only: a.sampling.gil,
+                nonblocking: a.sampling.nonblocking,
+                full_filenames: a.sampling.full_filenames,
                 threads: a.threads,
-                subprocesses: a.subprocesses,
+                subprocesses: a.sampling.subprocesses,
             }),
             CliCommand::Dump(a) => Command::Dump(DumpConfig {
                 pid: a.pid,
@@ -205,13 +196,13 @@ impl Cli {
                     Some(pid) => Target::Pid(pid),
                     None => Target::Command(a.command),
                 },
-                rate_hz: f64::from(a.rate),
+                rate_hz: f64::from(a.sampling.rate),
                 refresh: a.refresh,
-                include_idle: a.idle,
-                gil_only: a.gil,
-                nonblocking: a.nonblocking,
-                full_filenames: a.full_filenames,
-                subprocesses: a.subprocesses,
+                include_idle: a.sampling.idle,
+                gil_only: a.sampling.gil,
+                nonblocking: a.sampling.nonblocking,
+                full_filenames: a.sampling.full_filenames,
+                subprocesses: a.sampling.subprocesses,
             }),
         }
     }

@@ -34,10 +34,9 @@ pub fn frame_locals(objects: &Objects, at: FrameRef) -> Result<Vec<Local>> {
     }
     args += u64::from(flags & v.varargs_flags.0 != 0) + u64::from(flags & v.varargs_flags.1 != 0);
 
-    // (name, slot value, whether the slot may hold a cell) for every slot.
-    let mut slots: Vec<(RemoteAddr, u64, bool)> = Vec::new();
-    let slots_at;
-    match &v.locals {
+    // Every slot's name (null for a hidden one) and whether it may hold a cell; where the
+    // slots start; the tag bits of a slot's reference.
+    let (slots, slots_at, tag_bits): (Vec<(RemoteAddr, bool)>, RemoteAddr, u64) = match &v.locals {
         LocalsLayout::Objects {
             localsplus,
             nlocals,
@@ -52,10 +51,12 @@ pub fn frame_locals(objects: &Objects, at: FrameRef) -> Result<Vec<Local>> {
             for tuple in [cellvars, freevars] {
                 names.extend(objects.tuple_items(mem.read_addr(code.offset(*tuple)?)?)?);
             }
-            slots_at = at.frame.offset(*localsplus)?;
-            for (i, name) in names.into_iter().enumerate() {
-                slots.push((name, 0, i >= plain));
-            }
+            let slots = names
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| (name, i >= plain))
+                .collect();
+            (slots, at.frame.offset(*localsplus)?, 0)
         }
         LocalsLayout::Interpreter {
             localsplus,
@@ -64,7 +65,7 @@ pub fn frame_locals(objects: &Objects, at: FrameRef) -> Result<Vec<Local>> {
             kinds,
             cell_kinds,
             hidden_kind,
-            ..
+            tag_bits,
         } => {
             let n = code_i32(objects, code, *nlocalsplus)?;
             let names = objects.tuple_items(mem.read_addr(code.offset(*names)?)?)?;
@@ -74,33 +75,32 @@ pub fn frame_locals(objects: &Objects, at: FrameRef) -> Result<Vec<Local>> {
                 mem.read_addr(code.offset(*kinds)?)?,
                 n as usize,
             )?;
-            slots_at = at.frame.offset(*localsplus)?;
-            for (i, name) in names.into_iter().take(n as usize).enumerate() {
-                let kind = kinds.get(i).copied().unwrap_or(0);
-                // Hidden slots (comprehension temporaries) are marked by leaving the name null.
-                let name = if kind & hidden_kind != 0 {
-                    RemoteAddr::NULL
-                } else {
-                    name
-                };
-                slots.push((name, 0, kind & cell_kinds != 0));
-            }
+            let slots = names
+                .into_iter()
+                .take(n as usize)
+                .enumerate()
+                .map(|(i, name)| {
+                    let kind = kinds.get(i).copied().unwrap_or(0);
+                    // Hidden slots (comprehension temporaries) are not shown.
+                    let name = if kind & hidden_kind != 0 {
+                        RemoteAddr::NULL
+                    } else {
+                        name
+                    };
+                    (name, kind & cell_kinds != 0)
+                })
+                .collect();
+            (slots, at.frame.offset(*localsplus)?, *tag_bits)
         }
-    }
-    let raw = mem.read_vec(slots_at, slots.len() * 8)?;
-    for (i, slot) in slots.iter_mut().enumerate() {
-        slot.1 = raw.u64_at(i as u64 * 8)?;
-    }
-
-    let tag_bits = match v.locals {
-        LocalsLayout::Interpreter { tag_bits, .. } => tag_bits,
-        LocalsLayout::Objects { .. } => 0,
     };
+    let raw = mem.read_vec(slots_at, slots.len() * 8)?;
+
     let mut out = Vec::new();
-    for (i, (name, raw, maybe_cell)) in slots.into_iter().enumerate() {
+    for (i, (name, maybe_cell)) in slots.into_iter().enumerate() {
         if name.is_null() {
             continue;
         }
+        let raw = raw.u64_at(i as u64 * 8)?;
         let value = if tag_bits != 0 && raw & 3 == 3 {
             // 3.14+: a small int tagged into the reference itself.
             Some(((raw as i64) >> 2).to_string())

@@ -270,9 +270,7 @@ impl Interpreter {
         &self,
         mem: &dyn ReadMemory,
     ) -> Result<std::collections::HashMap<u64, String>> {
-        let objects = objects::Objects::new(mem, &self.layout).ok_or_else(|| {
-            Error::corrupt("the offsets for reading objects are missing for this version")
-        })?;
+        let objects = self.objects(mem)?;
         let mut names = std::collections::HashMap::new();
         for interp in runtime::interpreters(mem, &self.layout, self.runtime)? {
             names.extend(threading::names_in(&objects, interp)?);
@@ -286,10 +284,14 @@ impl Interpreter {
         mem: &dyn ReadMemory,
         at: frames::FrameRef,
     ) -> Result<Vec<crate::model::Local>> {
-        let objects = objects::Objects::new(mem, &self.layout).ok_or_else(|| {
+        locals::frame_locals(&self.objects(mem)?, at)
+    }
+
+    /// A reader of the target's objects, when the layout has their offsets.
+    fn objects<'a>(&'a self, mem: &'a dyn ReadMemory) -> Result<objects::Objects<'a>> {
+        objects::Objects::new(mem, &self.layout).ok_or_else(|| {
             Error::corrupt("the offsets for reading objects are missing for this version")
-        })?;
-        locals::frame_locals(&objects, at)
+        })
     }
 
     /// The thread states holding a GIL (at most one per GIL; empty while it is released or

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
 use crate::python::layout::{
-    DictLayout, EntryLayout, InstanceDict, KeysLayout, Layout, NameStrings, ValueLayout,
+    DictLayout, EntryLayout, InstanceDict, KeysLayout, Layout, ValueLayout,
 };
 use crate::python::strings;
 
@@ -474,15 +474,6 @@ impl<'a> Objects<'a> {
         Ok(quote("u", &text, len > shown, false))
     }
 
-    /// The names of `obj`'s string keys, for checks and tests.
-    pub fn keys(&self, dict: RemoteAddr) -> Result<Vec<String>> {
-        Ok(self
-            .dict_items(dict)?
-            .into_iter()
-            .filter_map(|(k, _)| self.name(k).ok())
-            .collect())
-    }
-
     /// The layout for objects.
     pub fn values(&self) -> &ValueLayout {
         self.v
@@ -496,11 +487,6 @@ impl<'a> Objects<'a> {
     /// The interpreter's layout.
     pub fn layout(&self) -> &Layout {
         self.layout
-    }
-
-    /// True when names are Python 2 byte strings.
-    pub fn py2(&self) -> bool {
-        matches!(self.layout.object.names, NameStrings::Bytes)
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    for_each_python, marker_line, pythons, run_sampler, script, text, Python, Target,
+    for_each_python, leaf_samples, marker_line, pythons, record_raw, run_sampler, script,
+    summary_count, text, Python, Target,
 };
 
 /// `sampler dump --pid N --json`, parsed.
@@ -191,32 +192,9 @@ fn every_thread_shows_its_own_stack() {
     });
 }
 
-/// Samples whose innermost frame starts with `leaf`.
-pub(crate) fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
-    stacks
-        .iter()
-        .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
-        .map(|(_, c)| c)
-        .sum()
-}
-
-/// Reads a collapsed-stacks file into (stack, count) pairs.
-pub(crate) fn collapsed(path: &std::path::Path) -> Vec<(String, u64)> {
-    std::fs::read_to_string(path)
-        .expect("raw output")
-        .lines()
-        .map(|l| {
-            let (stack, count) = l.rsplit_once(' ').expect("`stack count`");
-            (stack.to_string(), count.parse().expect("count"))
-        })
-        .collect()
-}
-
 #[test]
 fn cpu_split_shares_match_the_ground_truth() {
     for_each_python(|py| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("split.txt");
         // The script runs under `record` from start to exit, so its ground truth covers
         // exactly the window that was sampled (the split drifts a little over time). 15 s
         // rather than the issue's 5 s: with ~5 000 samples the share's binomial standard
@@ -224,21 +202,15 @@ fn cpu_split_shares_match_the_ground_truth() {
         // then by chance alone; at ~15 000 it is ~0.38 pp (the bound is ~4 of them). The
         // 5 s figure is measured by ../shared/bench/compare.sh, section a. The script's
         // output goes to sampler's stdout, where the RESULT line is read.
-        let rec = run_sampler(&[
-            "record",
+        let (rec, stacks) = record_raw(&[
             "-r",
             "1000",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
             "--",
             py.path.to_str().unwrap(),
             script("cpu_split.py").to_str().unwrap(),
             "duration",
             "15",
         ]);
-        assert!(rec.status.success(), "{}", text(&rec.stderr));
         let result = text(&rec.stdout);
         let truth: f64 = result
             .split_whitespace()
@@ -246,7 +218,6 @@ fn cpu_split_shares_match_the_ground_truth() {
             .unwrap_or_else(|| panic!("no RESULT line in {result:?}"))
             .parse()
             .unwrap();
-        let stacks = collapsed(&out);
         let (alpha, beta) = (
             leaf_samples(&stacks, "alpha "),
             leaf_samples(&stacks, "beta "),
@@ -294,27 +265,11 @@ fn a_launched_command_is_profiled_until_it_exits() {
 fn record_options_shape_the_output() {
     for_each_python(|py| {
         let target = Target::start(py, "threads.py", &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let record = |name: &str, extra: &[&str]| {
-            let out = dir.path().join(name);
-            let pid = target.pid.to_string();
-            let mut args = vec![
-                "record",
-                "--pid",
-                &pid,
-                "-d",
-                "1",
-                "-r",
-                "200",
-                "-f",
-                "raw",
-                "-o",
-                out.to_str().unwrap(),
-            ];
+        let pid = target.pid.to_string();
+        let record = |extra: &[&str]| {
+            let mut args = vec!["--pid", &pid, "-d", "1", "-r", "200"];
             args.extend_from_slice(extra);
-            let rec = run_sampler(&args);
-            assert!(rec.status.success(), "{extra:?}: {}", text(&rec.stderr));
-            collapsed(&out)
+            record_raw(&args).1
         };
         let has =
             |stacks: &[(String, u64)], needle: &str| stacks.iter().any(|(s, _)| s.contains(needle));
@@ -322,7 +277,7 @@ fn record_options_shape_the_output() {
 
         // Idle threads are left out. The sleeper wakes every 5 s and then briefly runs (and
         // holds the GIL), so a sample or two of it is right; issue 4 measures the 1% target.
-        let default = record("default.txt", &[]);
+        let default = record(&[]);
         let busy_samples = leaf_samples(&default, &format!("busy_one (threads.py:{busy})"));
         // About 200 samples; two busy threads share the GIL, and the one waiting for it is
         // asleep in the kernel, so each is active in roughly half of them.
@@ -332,26 +287,26 @@ fn record_options_shape_the_output() {
             "idle threads are left out: {default:?}"
         );
 
-        let idle = record("idle.txt", &["--idle"]);
+        let idle = record(&["--idle"]);
         assert!(
             leaf_samples(&idle, "sleeper (threads.py:") * 5 >= leaf_samples(&idle, "busy_one ") * 4,
             "--idle keeps the sleeping thread in every sample: {idle:?}"
         );
 
-        let nolineno = record("nolineno.txt", &["--nolineno"]);
+        let nolineno = record(&["--nolineno"]);
         assert!(
             has(&nolineno, "busy_one (threads.py);") || has(&nolineno, "busy_one (threads.py)")
         );
         assert!(!has(&nolineno, "threads.py:"), "{nolineno:?}");
 
-        let function = record("function.txt", &["--function"]);
+        let function = record(&["--function"]);
         let def_line = marker_line("threads.py", "def_busy_one");
         assert!(
             has(&function, &format!("busy_one (threads.py:{def_line})")),
             "{function:?}"
         );
 
-        let full = record("full.txt", &["--full-filenames", "--nonblocking"]);
+        let full = record(&["--full-filenames", "--nonblocking"]);
         let path = script("threads.py");
         assert!(
             has(&full, &format!("busy_one ({}:{busy})", path.display())),
@@ -364,22 +319,13 @@ fn record_options_shape_the_output() {
 #[test]
 fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
     for_each_python(|py| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("reuse.txt");
-        let rec = run_sampler(&[
-            "record",
+        let (_, stacks) = record_raw(&[
             "-r",
             "200",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
             "--",
             py.path.to_str().unwrap(),
             script("code_reuse.py").to_str().unwrap(),
         ]);
-        assert!(rec.status.success(), "{}", text(&rec.stderr));
-        let stacks = collapsed(&out);
         let (first, second) = (
             leaf_samples(&stacks, "first_function "),
             leaf_samples(&stacks, "second_function "),
@@ -556,32 +502,9 @@ fn the_matrix_holds_all_thirteen_interpreters() {
 fn gil_mode_keeps_only_the_holder_and_dump_marks_it() {
     for_each_python(|py| {
         let target = Target::start(py, "threads.py", &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("gil.txt");
         let pid = target.pid.to_string();
-        let rec = run_sampler(&[
-            "record",
-            "--pid",
-            &pid,
-            "--gil",
-            "-d",
-            "1",
-            "-r",
-            "200",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        let stderr = text(&rec.stderr);
-        assert!(rec.status.success(), "{stderr}");
-        let samples: u64 = stderr
-            .split(" samples,")
-            .next()
-            .and_then(|s| s.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no sample count in {stderr}"));
-        let stacks = collapsed(&out);
+        let (rec, stacks) = record_raw(&["--pid", &pid, "--gil", "-d", "1", "-r", "200"]);
+        let samples = summary_count(&text(&rec.stderr), "samples");
         let held: u64 = stacks.iter().map(|(_, c)| c).sum();
         // At most one stack per sample, and only the two threads that compete for the GIL.
         assert!(held <= samples, "{held} stacks in {samples} samples");
@@ -642,19 +565,14 @@ const IDLE_MIX: [(&str, &str, bool); 8] = [
 fn threads_are_named_and_blocked_ones_are_idle() {
     for_each_python(|py| {
         let target = Target::start(py, "idle_mix.py", &[]);
-        let dir = tempfile::tempdir().unwrap();
         let pid = target.pid.to_string();
-        let record = |name: &str, extra: &[&str]| {
-            let out = dir.path().join(name);
-            let mut args = vec!["record", "--pid", &pid, "-r", "200", "-f", "raw"];
-            args.extend_from_slice(&["--threads", "-o", out.to_str().unwrap()]);
+        let record = |extra: &[&str]| {
+            let mut args = vec!["--pid", &pid, "-r", "200", "--threads"];
             args.extend_from_slice(extra);
-            let rec = run_sampler(&args);
-            assert!(rec.status.success(), "{extra:?}: {}", text(&rec.stderr));
             // Per thread name (the root frame's quoted part): samples. The `ready` announcer
             // may still be on its way out when sampling starts; it is no thread of the test.
             let mut per_thread = std::collections::BTreeMap::<String, u64>::new();
-            for (stack, count) in collapsed(&out) {
+            for (stack, count) in record_raw(&args).1 {
                 let root = stack.split(';').next().unwrap();
                 assert!(root.starts_with("thread "), "{stack}");
                 let name = root.split('"').nth(1).unwrap_or("").to_string();
@@ -668,7 +586,7 @@ fn threads_are_named_and_blocked_ones_are_idle() {
             |t: &(&'static str, &'static str, bool)| if py.version.0 == 2 { t.1 } else { t.0 };
 
         // With --idle every thread is there, under its name.
-        let all = record("idle.txt", &["--idle", "-d", "1"]);
+        let all = record(&["--idle", "-d", "1"]);
         for t in &IDLE_MIX {
             assert!(
                 all.contains_key(name_of(t)),
@@ -679,7 +597,7 @@ fn threads_are_named_and_blocked_ones_are_idle() {
 
         // Without it, the blocked threads are left out: at most 1% of the stacks come from
         // them (py-spy lets 5–30% through on this workload's kind).
-        let active = record("active.txt", &["-d", "2"]);
+        let active = record(&["-d", "2"]);
         let total: u64 = active.values().sum();
         let busy: u64 = IDLE_MIX
             .iter()

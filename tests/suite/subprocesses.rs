@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::live::collapsed;
 use crate::support::{
-    for_each_python, forward_lines, marker_line, run_sampler, sampler, script, text, Target,
+    collapsed, for_each_python, forward_lines, marker_line, record_raw, run_sampler, sampler,
+    script, summary_count, text, Target,
 };
 
 /// The innermost frame of a collapsed stack.
@@ -39,36 +39,15 @@ fn pids_with(stacks: &[(String, u64)], needle: &str) -> BTreeSet<u32> {
         .collect()
 }
 
-/// `record -s --pid PID -d SECONDS -f raw` into a temporary file: its stderr and its stacks.
+/// `record -s --pid PID -d SECONDS -f raw`: its stderr and its stacks.
 fn record_tree(pid: u32, seconds: &str) -> (String, Vec<(String, u64)>) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("tree.txt");
-    let pid = pid.to_string();
-    let rec = run_sampler(&[
-        "record",
-        "-s",
-        "--pid",
-        &pid,
-        "-d",
-        seconds,
-        "-f",
-        "raw",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let stderr = text(&rec.stderr);
-    assert!(rec.status.success(), "{stderr}");
-    (stderr, collapsed(&out))
+    let (rec, stacks) = record_raw(&["-s", "--pid", &pid.to_string(), "-d", seconds]);
+    (text(&rec.stderr), stacks)
 }
 
 /// The error count of `record`'s summary line.
 fn errors_in(summary: &str) -> u64 {
-    summary
-        .split(" errors,")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no error count in {summary}"))
+    summary_count(summary, "errors")
 }
 
 #[test]

@@ -290,3 +290,48 @@ pub fn marker_line(script_name: &str, name: &str) -> u32 {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Samples whose innermost frame starts with `leaf`.
+pub fn leaf_samples(stacks: &[(String, u64)], leaf: &str) -> u64 {
+    stacks
+        .iter()
+        .filter(|(s, _)| s.rsplit(';').next().unwrap().starts_with(leaf))
+        .map(|(_, c)| c)
+        .sum()
+}
+
+/// Reads a collapsed-stacks file into (stack, count) pairs.
+pub fn collapsed(path: &Path) -> Vec<(String, u64)> {
+    std::fs::read_to_string(path)
+        .expect("raw output")
+        .lines()
+        .map(|l| {
+            let (stack, count) = l.rsplit_once(' ').expect("`stack count`");
+            (stack.to_string(), count.parse().expect("count"))
+        })
+        .collect()
+}
+
+/// `sampler record -f raw -o <temporary file> ARGS…` (ARGS name the target, a command last):
+/// checks that it succeeded and returns its output and the stacks it wrote.
+pub fn record_raw(args: &[&str]) -> (Output, Vec<(String, u64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stacks.txt");
+    let mut all = vec!["record", "-f", "raw", "-o", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let rec = run_sampler(&all);
+    assert!(rec.status.success(), "{args:?}: {}", text(&rec.stderr));
+    let stacks = collapsed(&out);
+    (rec, stacks)
+}
+
+/// A count from `record`'s summary line (`… 302 samples, 0 errors, …`): `what` is `samples`
+/// or `errors`.
+pub fn summary_count(summary: &str, what: &str) -> u64 {
+    summary
+        .split(&format!(" {what},"))
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {what} count in {summary}"))
+}
