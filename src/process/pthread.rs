@@ -4,7 +4,10 @@
 //! `pthread_t` is the address of the thread's `struct pthread`, which keeps the kernel id in a
 //! `tid` field at an offset fixed for a given glibc build. The offset is found once, without
 //! pausing anything: the main thread's struct must hold the process id, and every other
-//! thread's struct must hold one of the process's thread ids at the same offset.
+//! thread's struct must hold one of the process's thread ids at the same offset. A thread
+//! that has just exited still has its thread state for a moment, but the kernel has already
+//! cleared its `tid` (glibc starts threads with `CLONE_CHILD_CLEARTID`): when no offset fits
+//! every thread, a zero is accepted as such a thread's.
 
 use super::{ReadMemory, ReadRequest, RemoteAddr};
 
@@ -29,30 +32,32 @@ pub fn tid_offset(mem: &dyn ReadMemory, pthreads: &[u64], pid: u32, tids: &[u32]
         .map(|r| &r.buf[..])
         .collect();
     let at = |buf: &[u8], off: usize| u32::from_le_bytes(buf[off..off + 4].try_into().unwrap());
-    let fits = |off: usize| {
+    let fits = |off: usize, exited_ok: bool| {
         let mut has_main = false;
         for buf in &structs {
             let tid = at(buf, off);
             if tid == pid {
                 has_main = true;
-            } else if !tids.contains(&tid) {
+            } else if !(tids.contains(&tid) || exited_ok && tid == 0) {
                 return false;
             }
         }
         has_main
     };
-    let candidates: Vec<u64> = (0..SEARCH - 4)
-        .step_by(4)
-        .filter(|off| fits(*off))
-        .map(|off| off as u64)
-        .collect();
-    if candidates.contains(&USUAL_OFFSET) {
-        return Some(USUAL_OFFSET);
-    }
-    match candidates.as_slice() {
-        [only] => Some(*only),
-        _ => None,
-    }
+    [false, true].into_iter().find_map(|exited_ok| {
+        let candidates: Vec<u64> = (0..SEARCH - 4)
+            .step_by(4)
+            .filter(|off| fits(*off, exited_ok))
+            .map(|off| off as u64)
+            .collect();
+        if candidates.contains(&USUAL_OFFSET) {
+            return Some(USUAL_OFFSET);
+        }
+        match candidates.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    })
 }
 
 /// The kernel thread ids of `pthreads`, read at `offset`, in one batched read.
@@ -100,5 +105,16 @@ mod tests {
         );
         // Nothing fits when no struct holds the pid.
         assert_eq!(tid_offset(&snap, &[0x20000], 100, &[100, 101]), None);
+
+        // A thread that has just exited: its struct's tid is already cleared, and its id is
+        // gone from the process's list.
+        let mut exited = BTreeMap::new();
+        exited.insert(0x10000, pthread(100, 0x40, 100));
+        exited.insert(0x30000, pthread(0, 0x40, 9));
+        let snap = Snapshot::from_pieces(serde_json::Value::Null, exited);
+        assert_eq!(
+            tid_offset(&snap, &[0x10000, 0x30000], 100, &[100]),
+            Some(0x2d0)
+        );
     }
 }
