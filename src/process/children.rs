@@ -29,6 +29,20 @@ pub struct Identity {
     pub exe: Option<PathBuf>,
 }
 
+impl Identity {
+    /// True when `now` (read later for the same pid) is another process or another program:
+    /// the pid was reused, or the process `exec`ed. A process that is exiting loses its
+    /// memory before it becomes a zombie, and with it its `startcode` and executable (read one
+    /// after the other, so either may be gone already): a field that cannot be read is no
+    /// sign of an `exec`, only two readings that differ are.
+    pub fn is_replaced_by(&self, now: &Identity) -> bool {
+        let code_moved =
+            self.start_code != 0 && now.start_code != 0 && self.start_code != now.start_code;
+        let exe_changed = matches!((&self.exe, &now.exe), (Some(a), Some(b)) if a != b);
+        self.start_time != now.start_time || code_moved || exe_changed
+    }
+}
+
 /// The fields of one `/proc/PID/stat` line that following processes needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -157,6 +171,41 @@ mod tests {
             start_time: u64::from(pid),
             start_code: 0,
         }
+    }
+
+    #[test]
+    fn an_exiting_process_is_not_an_exec() {
+        let running = Identity {
+            start_time: 100,
+            start_code: 0x5000,
+            exe: Some("/usr/bin/python3".into()),
+        };
+        let exiting = Identity {
+            start_code: 0,
+            exe: None,
+            ..running.clone()
+        };
+        let execed = Identity {
+            start_code: 0x7000,
+            exe: Some("/usr/bin/python3".into()),
+            ..running.clone()
+        };
+        // The executable's link goes with the memory after `startcode` was read.
+        let half_gone = Identity {
+            exe: None,
+            ..running.clone()
+        };
+        let reused = Identity {
+            start_time: 200,
+            ..exiting.clone()
+        };
+        assert!(!running.is_replaced_by(&running));
+        assert!(!running.is_replaced_by(&exiting));
+        assert!(!running.is_replaced_by(&half_gone));
+        assert!(running.is_replaced_by(&execed));
+        assert!(running.is_replaced_by(&reused));
+        // Never readable (another user's process): the same blank reading each time.
+        assert!(!exiting.is_replaced_by(&exiting));
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
-use nix::sys::signal::Signal;
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -49,17 +48,37 @@ pub struct OsThread {
 }
 
 /// The paused threads; dropping this value resumes them (detaches ptrace).
-pub struct Pause {
+pub struct Pause<'a> {
     tids: Vec<Pid>,
+    /// The process's pid: only its leader thread's exit status is the process's.
+    leader: Pid,
+    /// Where the exit status goes when the launched child dies while paused and its zombie
+    /// is collected here.
+    reaped: &'a Cell<Option<ExitStatus>>,
 }
 
-impl Drop for Pause {
+impl Drop for Pause<'_> {
     fn drop(&mut self) {
         for tid in &self.tids {
             if let Err(e) = ptrace::detach(*tid, None) {
                 log::debug!("detaching thread {tid}: {e}");
+                // Only a thread that died while stopped (SIGKILL) cannot be detached. Its
+                // zombie waits for us, its tracer, before its parent can reap it: collect it.
+                if let Some(status) = collect_exit(*tid).filter(|_| *tid == self.leader) {
+                    self.reaped.set(Some(status));
+                }
             }
         }
+    }
+}
+
+/// Waits (without blocking) for a traced thread that died; its exit status, when its zombie
+/// was there to collect.
+fn collect_exit(tid: Pid) -> Option<ExitStatus> {
+    match waitpid(tid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw(code << 8)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(ExitStatus::from_raw(sig as i32)),
+        _ => None,
     }
 }
 
@@ -245,14 +264,20 @@ impl Process {
     /// Threads that exit meanwhile are skipped. Only running threads need pausing: a sleeping
     /// thread's stack cannot change, and interrupting it would wake it (its blocking call
     /// returns EINTR after the stop), which costs the target and makes it look busy.
-    pub fn pause(&self, tids: &[u32]) -> Result<Pause> {
-        let mut pause = Pause { tids: Vec::new() };
+    pub fn pause(&self, tids: &[u32]) -> Result<Pause<'_>> {
+        let mut pause = Pause {
+            tids: Vec::new(),
+            leader: Pid::from_raw(self.pid as i32),
+            reaped: &self.reaped,
+        };
         for &tid in tids {
             let tid = Pid::from_raw(tid as i32);
             match self.stop_thread(tid)? {
                 StopOutcome::Stopped => pause.tids.push(tid),
-                StopOutcome::Gone(Some(status)) => self.reaped.set(Some(status)),
-                StopOutcome::Gone(None) => {}
+                StopOutcome::Gone(Some(status)) if tid == pause.leader => {
+                    self.reaped.set(Some(status))
+                }
+                StopOutcome::Gone(_) => {}
             }
         }
         Ok(pause)
@@ -260,11 +285,19 @@ impl Process {
 
     /// Pauses every thread of the target, running or not (for one-off consistent reads such as
     /// recording a snapshot).
-    pub fn pause_all(&self) -> Result<Pause> {
+    pub fn pause_all(&self) -> Result<Pause<'_>> {
         let tids: Vec<u32> = self.os_threads()?.iter().map(|t| t.tid).collect();
         self.pause(&tids)
     }
 
+    /// Seizes `tid` and waits until it is stopped for us or gone.
+    ///
+    /// Any ptrace stop clears a pending `PTRACE_INTERRUPT`. So when the first stop we see is
+    /// the delivery of a signal meant for the target (it may have been dequeued just as we
+    /// seized), the signal is passed on and the interrupt asked for again; waiting without
+    /// asking again would wait until the thread happened to stop by itself, which may be
+    /// never. A thread that dies meanwhile is waited for too, so that its zombie is not kept
+    /// from its parent by us, its tracer.
     fn stop_thread(&self, tid: Pid) -> Result<StopOutcome> {
         match ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACEEXIT) {
             Ok(()) => {}
@@ -278,20 +311,22 @@ impl Process {
         if let Err(e) = ptrace::interrupt(tid) {
             let _ = ptrace::detach(tid, None);
             return match e {
-                Errno::ESRCH => Ok(StopOutcome::Gone(None)),
+                Errno::ESRCH => Ok(StopOutcome::Gone(collect_exit(tid))),
                 e => Err(self.ptrace_error(e)),
             };
         }
         loop {
             match waitpid(tid, Some(WaitPidFlag::WSTOPPED | WaitPidFlag::__WALL)) {
+                // Our interrupt (`PTRACE_EVENT_STOP`, also how a group stop shows under seize),
+                // or the thread's exit event: either way it is stopped now.
                 Ok(WaitStatus::PtraceEvent(..)) | Ok(WaitStatus::PtraceSyscall(_)) => {
                     return Ok(StopOutcome::Stopped)
                 }
-                Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => return Ok(StopOutcome::Stopped),
+                // A signal meant for the target, SIGSTOP included: deliver it and ask again.
+                // Errors mean the thread died (SIGKILL); the next wait reports it.
                 Ok(WaitStatus::Stopped(_, sig)) => {
-                    // A signal meant for the target: deliver it and wait for our stop.
-                    if ptrace::cont(tid, sig).is_err() {
-                        return Ok(StopOutcome::Gone(None));
+                    if ptrace::cont(tid, sig).is_ok() {
+                        let _ = ptrace::interrupt(tid);
                     }
                 }
                 Ok(WaitStatus::Exited(_, code)) => {
@@ -449,6 +484,72 @@ mod tests {
             me.read_u64(RemoteAddr(8)),
             Err(Error::Read { .. })
         ));
+    }
+
+    /// Signals that arrive while we seize a thread make it stop for their delivery first; a
+    /// pause must still end with the thread stopped for us, never wait forever, pass the
+    /// signals on, and leave the thread running.
+    #[test]
+    fn pausing_a_thread_that_keeps_getting_signals_never_hangs() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Arc};
+        // A busy shell that counts SIGUSR1s and prints the count on SIGTERM.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "n=0; trap 'n=$((n+1))' USR1; trap 'echo $n; exit 0' TERM; echo ready; \
+                 while :; do :; done",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // Signals only once the handlers are in place.
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let target = Process::attach(pid).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut sent = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(pid as i32),
+                        nix::sys::signal::SIGUSR1,
+                    );
+                    sent += 1;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                sent
+            })
+        };
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..2000 {
+                drop(target.pause(&[pid]).unwrap());
+            }
+            done.send(()).unwrap();
+        });
+        let outcome = finished.recv_timeout(Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        assert!(sender.join().unwrap() > 0);
+        let state = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat_state(&state).unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
+        line.clear();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        child.wait().unwrap();
+        assert!(outcome.is_ok(), "2000 pauses did not end within 60 s");
+        assert!(
+            matches!(state, b'R' | b'S'),
+            "left in state {}",
+            state as char
+        );
+        let counted: u32 = line.trim().parse().unwrap();
+        assert!(counted > 0, "the signals reached the target");
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::python::{Interpreter, ThreadStack};
 
 use schedule::Schedule;
 
+/// Each thread's stack, and each of its frames' locals (empty unless asked for).
+type StacksAndLocals = (Vec<ThreadStack>, Vec<Vec<Vec<Local>>>);
+
 /// How to take samples.
 #[derive(Debug, Clone)]
 pub struct SamplerOptions {
@@ -259,47 +262,27 @@ impl Sampler {
     /// Takes one sample now. Idle threads are left out unless the options keep them.
     pub fn sample(&mut self) -> Result<Sample> {
         let os_threads = self.process.os_threads()?;
-        let stacks = {
-            // Only running threads are paused; see `Process::pause`.
-            let _pause = if self.options.nonblocking {
-                None
-            } else {
-                let running: Vec<u32> = os_threads
-                    .iter()
-                    .filter(|t| t.running)
-                    .map(|t| t.tid)
-                    .collect();
-                Some(self.process.pause(&running)?)
-            };
-            let stacks = self
-                .interpreter
-                .stacks(&self.process, self.options.max_depth)?;
-            // Locals are read while the target is still paused, so they match the stacks.
-            let locals: Vec<Vec<Vec<Local>>> = if self.options.locals {
-                stacks
-                    .iter()
-                    .map(|s| {
-                        s.frame_refs
-                            .iter()
-                            .map(|at| {
-                                self.interpreter
-                                    .locals(&self.process, *at)
-                                    .unwrap_or_else(|e| {
-                                        vec![Local {
-                                            name: "<locals>".into(),
-                                            value: format!("<unreadable: {e}>"),
-                                            is_arg: false,
-                                        }]
-                                    })
-                            })
-                            .collect()
-                    })
-                    .collect()
-            } else {
-                vec![Vec::new(); stacks.len()]
-            };
-            (stacks, locals)
-            // The pause guard drops here: the target runs again before we do anything else.
+        // Only running threads are paused; see `Process::pause`. A thread that was asleep a
+        // moment ago may wake while we read it, though, and then what we read can be torn. A
+        // sample that fails that way is taken again with every thread paused: only a failure
+        // with the whole process still counts.
+        let running: Vec<u32> = os_threads
+            .iter()
+            .filter(|t| t.running)
+            .map(|t| t.tid)
+            .collect();
+        let (process, interpreter, options) = (&self.process, &mut self.interpreter, &self.options);
+        let stacks = match Self::read_stacks(process, interpreter, options, &running) {
+            Err(e)
+                if !self.options.nonblocking
+                    && running.len() < os_threads.len()
+                    && e.recovery() == Recovery::SkipSample =>
+            {
+                log::debug!("sample taken again with every thread paused, after: {e}");
+                let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
+                Self::read_stacks(process, interpreter, options, &every)?
+            }
+            stacks => stacks?,
         };
         let (stacks, mut locals) = stacks;
         let native_ids = self.native_ids(&stacks, &os_threads);
@@ -346,6 +329,46 @@ impl Sampler {
             command_line: None,
             threads,
         })
+    }
+
+    /// Reads every thread's stack (and locals when asked) with the threads `pause` paused, or
+    /// without pausing anything in `--nonblocking` mode.
+    fn read_stacks(
+        process: &Process,
+        interpreter: &mut Interpreter,
+        options: &SamplerOptions,
+        pause: &[u32],
+    ) -> Result<StacksAndLocals> {
+        let _pause = if options.nonblocking {
+            None
+        } else {
+            Some(process.pause(pause)?)
+        };
+        let stacks = interpreter.stacks(process, options.max_depth)?;
+        // Locals are read while the target is still paused, so they match the stacks.
+        let locals = if options.locals {
+            stacks
+                .iter()
+                .map(|s| {
+                    s.frame_refs
+                        .iter()
+                        .map(|at| {
+                            interpreter.locals(process, *at).unwrap_or_else(|e| {
+                                vec![Local {
+                                    name: "<locals>".into(),
+                                    value: format!("<unreadable: {e}>"),
+                                    is_arg: false,
+                                }]
+                            })
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            vec![Vec::new(); stacks.len()]
+        };
+        Ok((stacks, locals))
+        // The pause guard drops here: the target runs again before we do anything else.
     }
 
     /// Gives the process back (a process tree keeps its root's handle when the root `exec`s).

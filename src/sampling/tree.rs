@@ -252,15 +252,22 @@ impl ProcessTree {
             let Some(stat) = stats.get(&pid) else {
                 continue;
             };
-            let identity = Some(children::identity(stat));
+            let identity = children::identity(stat);
             let member = match self.members.remove(&pid) {
-                Some(member) if member.identity == identity => member,
+                Some(member)
+                    if member
+                        .identity
+                        .as_ref()
+                        .is_some_and(|old| !old.is_replaced_by(&identity)) =>
+                {
+                    member
+                }
                 Some(member) => {
                     log::debug!("process {pid} changed (exec): looking at it afresh");
-                    Member::new(member.into_process(), identity, now)
+                    Member::new(member.into_process(), Some(identity), now)
                 }
                 None => match Process::attach(pid) {
-                    Ok(process) => Member::new(process, identity, now),
+                    Ok(process) => Member::new(process, Some(identity), now),
                     Err(_) => continue,
                 },
             };

@@ -3,8 +3,8 @@
 //! sampling began, and processes that exit while they are sampled.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,56 @@ fn pool_workers_are_recorded_and_dumped_under_their_processes() {
     });
 }
 
+/// Every process with its parent, state, kernel wait channel and tracer, for failure messages:
+/// what a child that did not exit in time was doing.
+fn process_table() -> String {
+    let ps = Command::new("ps")
+        .args(["-eo", "pid,ppid,stat,wchan:24,args"])
+        .output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_else(|e| format!("ps failed: {e}"));
+    // Threads traced by someone, and what each tracer's threads are blocked in (`syscall`'s
+    // first number is the call, the second its first argument: the pid a `wait4` waits for).
+    let mut tracers = String::new();
+    let dirs = |path: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    for process in dirs(PathBuf::from("/proc")) {
+        for task in dirs(process.join("task")) {
+            let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or("?")
+                    .trim()
+                    .to_string()
+            };
+            let tracer = field("TracerPid:");
+            if tracer == "0" || tracer == "?" {
+                continue;
+            }
+            tracers += &format!(
+                "thread {} of {} ({}) traced by {tracer}",
+                task.display(),
+                field("Tgid:"),
+                field("State:")
+            );
+            for tracer_task in dirs(PathBuf::from(format!("/proc/{tracer}/task"))) {
+                let call = std::fs::read_to_string(tracer_task.join("syscall")).unwrap_or_default();
+                tracers += &format!("; {}: {}", tracer_task.display(), call.trim());
+            }
+            tracers += "\n";
+        }
+    }
+    format!("{ps}{tracers}")
+}
+
 /// A `sampler` run in the background whose output lines are read while it runs. Killed on
 /// drop if it is still running.
 struct Recording {
@@ -155,8 +205,9 @@ impl Recording {
             match self.stderr.recv_timeout(left) {
                 Ok(line) => self.stderr_seen.push(line),
                 Err(_) => panic!(
-                    "stderr did not get there in {timeout:?}: {:?}",
-                    self.stderr_seen
+                    "stderr did not get there in {timeout:?}: {:?}\nprocesses then:\n{}",
+                    self.stderr_seen,
+                    process_table()
                 ),
             }
         }

@@ -92,9 +92,22 @@ pub fn pythons() -> Vec<Python> {
                 ("sid-3.14".into(), sid_dir().join("bin/python3.14")),
                 ("sid-3.15".into(), sid_dir().join("bin/python3.15")),
             ];
+            // For chasing one interpreter's failure locally: `SAMPLER_TEST_ONLY=sid-3.14,…`.
+            // Never in CI, where every interpreter must run.
+            let only = std::env::var("SAMPLER_TEST_ONLY").ok();
+            assert!(
+                only.is_none() || !in_ci(),
+                "SAMPLER_TEST_ONLY is for local runs, not CI"
+            );
             let mut found = Vec::new();
             let mut missing = Vec::new();
             for (label, path) in wanted {
+                if only
+                    .as_ref()
+                    .is_some_and(|only| !only.split(',').any(|l| l == label))
+                {
+                    continue;
+                }
                 match version_of(&path) {
                     Some(version) => found.push(Python {
                         label,
