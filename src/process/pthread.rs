@@ -7,7 +7,9 @@
 //! thread's struct must hold one of the process's thread ids at the same offset. A thread
 //! that has just exited still has its thread state for a moment, but the kernel has already
 //! cleared its `tid` (glibc starts threads with `CLONE_CHILD_CLEARTID`): when no offset fits
-//! every thread, a zero is accepted as such a thread's.
+//! every thread, a zero is accepted as such a thread's. And a process forked from a threaded
+//! Python before 3.7 keeps its parent's other thread states, whose structs (copies) hold the
+//! parent's thread ids: when still nothing fits, only the main thread's struct decides.
 
 use super::{ReadMemory, ReadRequest, RemoteAddr};
 
@@ -32,32 +34,45 @@ pub fn tid_offset(mem: &dyn ReadMemory, pthreads: &[u64], pid: u32, tids: &[u32]
         .map(|r| &r.buf[..])
         .collect();
     let at = |buf: &[u8], off: usize| u32::from_le_bytes(buf[off..off + 4].try_into().unwrap());
-    let fits = |off: usize, exited_ok: bool| {
+    // How strict the other threads' structs are judged: their tid must be a thread of the
+    // process; or that or 0 (exited); or anything (stale copies in a forked child).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Others {
+        Live,
+        LiveOrExited,
+        Any,
+    }
+    let fits = |off: usize, others: Others| {
         let mut has_main = false;
         for buf in &structs {
             let tid = at(buf, off);
             if tid == pid {
                 has_main = true;
-            } else if !(tids.contains(&tid) || exited_ok && tid == 0) {
+            } else if !(others == Others::Any
+                || tids.contains(&tid)
+                || others == Others::LiveOrExited && tid == 0)
+            {
                 return false;
             }
         }
         has_main
     };
-    [false, true].into_iter().find_map(|exited_ok| {
-        let candidates: Vec<u64> = (0..SEARCH - 4)
-            .step_by(4)
-            .filter(|off| fits(*off, exited_ok))
-            .map(|off| off as u64)
-            .collect();
-        if candidates.contains(&USUAL_OFFSET) {
-            return Some(USUAL_OFFSET);
-        }
-        match candidates.as_slice() {
-            [only] => Some(*only),
-            _ => None,
-        }
-    })
+    [Others::Live, Others::LiveOrExited, Others::Any]
+        .into_iter()
+        .find_map(|others| {
+            let candidates: Vec<u64> = (0..SEARCH - 4)
+                .step_by(4)
+                .filter(|off| fits(*off, others))
+                .map(|off| off as u64)
+                .collect();
+            if candidates.contains(&USUAL_OFFSET) {
+                return Some(USUAL_OFFSET);
+            }
+            match candidates.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            }
+        })
 }
 
 /// The kernel thread ids of `pthreads`, read at `offset`, in one batched read.
@@ -115,6 +130,19 @@ mod tests {
         assert_eq!(
             tid_offset(&snap, &[0x10000, 0x30000], 100, &[100]),
             Some(0x2d0)
+        );
+
+        // A forked child (pid 200) with a stale copy of its parent's other thread (tid 101):
+        // only the main struct decides, the usual offset preferred to the decoy.
+        let mut forked = BTreeMap::new();
+        forked.insert(0x10000, pthread(200, 0x40, 200));
+        forked.insert(0x20000, pthread(101, 0x40, 7));
+        let snap = Snapshot::from_pieces(serde_json::Value::Null, forked);
+        let off = tid_offset(&snap, &[0x10000, 0x20000], 200, &[200]).unwrap();
+        assert_eq!(off, 0x2d0);
+        assert_eq!(
+            tids(&snap, off, &[0x10000, 0x20000]),
+            vec![Some(200), Some(101)]
         );
     }
 }

@@ -297,12 +297,14 @@ impl Sampler {
             .zip(names)
             .zip(locals.drain(..))
         {
+            let os_thread = native.map(|tid| os_threads.iter().find(|t| t.tid == tid));
+            // A thread state whose kernel thread is not in the process describes no thread:
+            // a stale copy of a parent's thread in a child forked before 3.7.
+            if os_thread == Some(None) {
+                continue;
+            }
             // The GIL's holder is running Python code whatever the scheduler said a moment ago.
-            let active = stack.holds_gil
-                || native
-                    .and_then(|tid| os_threads.iter().find(|t| t.tid == tid))
-                    .map(|t| t.running)
-                    .unwrap_or(true);
+            let active = stack.holds_gil || os_thread.flatten().map(|t| t.running).unwrap_or(true);
             if (!active && !self.options.include_idle)
                 || (self.options.gil_only && !stack.holds_gil)
             {

@@ -2,7 +2,7 @@
 //! `sampler` (the built binary, or the library where the test is about internals) must report
 //! exactly that stack.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -277,11 +277,17 @@ fn record_options_shape_the_output() {
 
         // Idle threads are left out. The sleeper wakes every 5 s and then briefly runs (and
         // holds the GIL), so a sample or two of it is right; issue 4 measures the 1% target.
-        let default = record(&[]);
+        let (out, default) = record_raw(&["--pid", &pid, "-d", "1", "-r", "200"]);
+        let samples = summary_count(&text(&out.stderr), "samples");
         let busy_samples = leaf_samples(&default, &format!("busy_one (threads.py:{busy})"));
-        // About 200 samples; two busy threads share the GIL, and the one waiting for it is
-        // asleep in the kernel, so each is active in roughly half of them.
-        assert!(busy_samples >= 40, "{default:?}");
+        // Two busy threads share the GIL, and the one waiting for it is asleep in the kernel,
+        // so each is active in roughly half of the samples (however many a loaded machine
+        // lets us take).
+        assert!(samples >= 20, "{}", text(&out.stderr));
+        assert!(
+            busy_samples * 5 >= samples,
+            "{samples} samples: {default:?}"
+        );
         assert!(
             leaf_samples(&default, "sleeper ") * 20 <= busy_samples,
             "idle threads are left out: {default:?}"
@@ -501,50 +507,61 @@ fn the_matrix_holds_all_thirteen_interpreters() {
 #[test]
 fn gil_mode_keeps_only_the_holder_and_dump_marks_it() {
     for_each_python(|py| {
-        let target = Target::start(py, "threads.py", &[]);
+        let target = Target::start(py, "gil_hog.py", &[]);
+        let hog = format!("hog (gil_hog.py:{})", marker_line("gil_hog.py", "hog"));
+        let contender = format!(
+            "contender (gil_hog.py:{})",
+            marker_line("gil_hog.py", "contender")
+        );
+        let thread_named = |dump: &Value, name: &str| {
+            dump["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == name)
+                .cloned()
+        };
+        // Once the hog is inside its C call it holds the GIL for good, whatever the
+        // contender asks: from then on every reading has one answer.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let dump = dump_json(target.pid, &[]);
+            let at = thread_named(&dump, "hog").map(|t| frames(&t));
+            if at.as_ref().and_then(|f| f.first()) == Some(&hog) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the hog never got there: {dump}");
+        }
+
         let pid = target.pid.to_string();
         let (rec, stacks) = record_raw(&["--pid", &pid, "--gil", "-d", "1", "-r", "200"]);
         let samples = summary_count(&text(&rec.stderr), "samples");
+        assert!(samples > 0, "{}", text(&rec.stderr));
+        // One stack per sample, and only the holder's.
         let held: u64 = stacks.iter().map(|(_, c)| c).sum();
-        // At most one stack per sample, and only the two threads that compete for the GIL.
-        assert!(held <= samples, "{held} stacks in {samples} samples");
+        assert_eq!(held, samples, "{stacks:?}");
         for (stack, _) in &stacks {
-            let leaf = stack.rsplit(';').next().unwrap();
-            assert!(
-                leaf.starts_with("busy_one ") || leaf.starts_with("busy_two "),
-                "{leaf} does not hold the GIL"
-            );
+            assert!(stack.ends_with(&format!(";{hog}")), "{stack} holds the GIL");
         }
-        // 2.7's GIL is free between a release and the next acquire much of the time when
-        // two threads compete (its holder variable is NULL then); 3.x hands it over directly.
-        let least = if py.version.0 == 2 {
-            samples / 5
-        } else {
-            samples * 8 / 10
-        };
+        // Without --gil the contender is there too: it is waiting, not gone.
+        let (_, all) = record_raw(&["--pid", &pid, "--idle", "-d", "0.2", "-r", "100"]);
         assert!(
-            held >= least,
-            "{held} stacks held the GIL in {samples} samples"
+            all.iter()
+                .any(|(s, _)| s.ends_with(&format!(";{contender}"))),
+            "{all:?}"
         );
 
-        // dump marks at most one holder, and on 3.x nearly always exactly one.
-        let mut exactly_one = 0;
+        // dump marks exactly one holder: the hog.
         for _ in 0..5 {
             let dump = dump_json(target.pid, &[]);
-            let holders = dump["threads"]
+            let holders: Vec<&Value> = dump["threads"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|t| t["holds_gil"] == true)
-                .count();
-            assert!(holders <= 1, "{dump}");
-            exactly_one += usize::from(holders == 1);
-        }
-        if py.version.0 == 3 {
-            assert!(
-                exactly_one >= 4,
-                "{exactly_one} of 5 dumps marked one holder"
-            );
+                .collect();
+            assert_eq!(holders.len(), 1, "{dump}");
+            assert_eq!(holders[0]["name"], "hog", "{dump}");
         }
     });
 }

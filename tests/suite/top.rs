@@ -407,3 +407,38 @@ fn without_a_terminal_top_refuses_before_launching_anything() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!marker.exists(), "the command was not started");
 }
+
+#[test]
+fn sigterm_and_sighup_end_top_and_restore_the_terminal() {
+    let py = pythons().into_iter().next().expect("an interpreter");
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        let command = pane_command(&args(&[
+            "top",
+            "--refresh",
+            "0.2",
+            "--",
+            &path(&py),
+            &script_path("top_busy.py"),
+        ]));
+        let Some(tmux) = Tmux::start(&command) else {
+            return;
+        };
+        tmux.wait_for("samples", |s| s.samples().is_some_and(|n| n > 0));
+        // The pane's shell runs sampler as its only child.
+        let shell = tmux.pane("#{pane_pid}");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the pane's shell");
+        let sampler: i32 = children.trim().parse().expect("one child: sampler");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sampler), signal).unwrap();
+        let screen = tmux.wait_for_exit(0);
+        // Sampling stopped, and the launched command was ended as on `q`.
+        let summary = screen.line_with("sampler top: ");
+        assert!(
+            summary.ends_with("; the command exited with signal: 15 (SIGTERM)"),
+            "{signal}: {summary}"
+        );
+    }
+}
