@@ -25,6 +25,9 @@ pub struct Process {
     exit_status: Option<ExitStatus>,
     /// Set when a pause's `waitpid` reaped our child, so its status is not lost.
     reaped: Cell<Option<ExitStatus>>,
+    /// `/proc/PID/stat`, kept open: whether the process still exists is asked at every tick,
+    /// and one `pread` answers it.
+    stat: std::cell::OnceCell<Option<std::fs::File>>,
 }
 
 /// Where a launched command's standard streams go.
@@ -45,6 +48,117 @@ pub struct OsThread {
     pub tid: u32,
     /// True when the kernel reports the thread running or runnable (`R`).
     pub running: bool,
+}
+
+/// The scheduler states of one process's threads, read sample after sample for little: each
+/// thread's `/proc/PID/task/TID/stat` stays open and is read again with one `pread`, and the
+/// thread list itself (`/proc/PID/task`, several calls) is read again only every
+/// [`ThreadStates::LIST_INTERVAL`], or at once when the interpreter knows a thread the list
+/// lacks ([`ThreadStates::include`]).
+pub struct ThreadStates {
+    pid: u32,
+    files: Vec<(u32, std::fs::File)>,
+    listed_at: Option<Instant>,
+    /// Thread ids asked for by [`ThreadStates::include`] that the last listing lacked (stale
+    /// thread states, not threads): not worth another listing until the next periodic one.
+    absent: Vec<u32>,
+    buf: Vec<u8>,
+}
+
+impl ThreadStates {
+    /// How long a thread list is trusted for finding new threads (exited ones drop out at once).
+    pub const LIST_INTERVAL: Duration = Duration::from_millis(250);
+
+    /// States for `pid`'s threads; nothing is read yet.
+    pub fn new(pid: u32) -> ThreadStates {
+        ThreadStates {
+            pid,
+            files: Vec::new(),
+            listed_at: None,
+            absent: Vec::new(),
+            buf: vec![0; 512],
+        }
+    }
+
+    /// Every known thread with its state now, sorted by id. Fails only when the process is
+    /// gone (or its threads cannot be listed at all).
+    pub fn read(&mut self, process: &Process) -> Result<Vec<OsThread>> {
+        let due = self
+            .listed_at
+            .is_none_or(|at| at.elapsed() >= Self::LIST_INTERVAL);
+        if due {
+            self.list(process)?;
+        }
+        let threads = self.read_open();
+        if threads.is_empty() && !due {
+            // Every thread gone: a fresh listing tells whether the process is.
+            self.list(process)?;
+            return Ok(self.read_open());
+        }
+        Ok(threads)
+    }
+
+    /// When some of `tids` (threads the interpreter knows) are not among the listed threads,
+    /// lists them again and returns the states now; `None` when nothing new was asked for.
+    pub fn include(&mut self, process: &Process, tids: &[u32]) -> Result<Option<Vec<OsThread>>> {
+        let known =
+            |tid: &u32| self.files.iter().any(|(t, _)| t == tid) || self.absent.contains(tid);
+        if tids.iter().all(known) {
+            return Ok(None);
+        }
+        self.list(process)?;
+        let threads = self.read_open();
+        self.absent = tids
+            .iter()
+            .copied()
+            .filter(|tid| threads.iter().all(|t| t.tid != *tid))
+            .collect();
+        Ok(Some(threads))
+    }
+
+    /// Reads every open stat file once; threads that exited drop out.
+    fn read_open(&mut self) -> Vec<OsThread> {
+        use std::os::unix::fs::FileExt;
+        let mut threads = Vec::with_capacity(self.files.len());
+        let buf = &mut self.buf;
+        self.files.retain(|(tid, file)| {
+            let state = file
+                .read_at(buf, 0)
+                .ok()
+                .and_then(|n| stat_state(&buf[..n]));
+            match state {
+                Some(state) if !matches!(state, b'Z' | b'X') => {
+                    threads.push(OsThread {
+                        tid: *tid,
+                        running: state == b'R',
+                    });
+                    true
+                }
+                _ => false,
+            }
+        });
+        threads
+    }
+
+    /// Lists the threads again, keeping the files already open.
+    fn list(&mut self, process: &Process) -> Result<()> {
+        let tids = process.tids()?;
+        self.files
+            .retain(|(tid, _)| tids.binary_search(tid).is_ok());
+        for tid in tids {
+            if self.files.iter().all(|(t, _)| *t != tid) {
+                let path = format!("/proc/{}/task/{tid}/stat", self.pid);
+                // A thread that exits between the listing and the open is simply left out.
+                if let Ok(file) = std::fs::File::open(path) {
+                    self.files.push((tid, file));
+                }
+            }
+        }
+        self.files.sort_by_key(|(tid, _)| *tid);
+        self.listed_at = Some(Instant::now());
+        self.absent.clear();
+        Ok(())
+    }
 }
 
 /// The paused threads; dropping this value resumes them (detaches ptrace).
@@ -99,6 +213,7 @@ impl Process {
             child: None,
             exit_status: None,
             reaped: Cell::new(None),
+            stat: std::cell::OnceCell::new(),
         })
     }
 
@@ -128,6 +243,7 @@ impl Process {
             child: Some(child),
             exit_status: None,
             reaped: Cell::new(None),
+            stat: std::cell::OnceCell::new(),
         })
     }
 
@@ -157,7 +273,18 @@ impl Process {
             }
             return self.exit_status.is_none();
         }
-        process_exists(self.pid)
+        let stat = self
+            .stat
+            .get_or_init(|| std::fs::File::open(format!("/proc/{}/stat", self.pid)).ok());
+        let Some(stat) = stat else {
+            return process_exists(self.pid);
+        };
+        let mut buf = [0u8; 512];
+        // Once the process is reaped the open file reads as an error.
+        match std::os::unix::fs::FileExt::read_at(stat, &mut buf, 0) {
+            Ok(n) => !matches!(stat_state(&buf[..n]), Some(b'Z') | Some(b'X') | None),
+            Err(_) => false,
+        }
     }
 
     /// The exit status of a launched child, once it has exited.
@@ -230,6 +357,18 @@ impl Process {
         } else {
             PathBuf::from(path)
         }
+    }
+
+    /// The kernel thread ids of the target, sorted.
+    pub fn tids(&self) -> Result<Vec<u32>> {
+        let dir = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map_err(|e| self.proc_error("task", e))?;
+        let mut tids: Vec<u32> = dir
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        Ok(tids)
     }
 
     /// Every kernel thread of the target with its scheduler state. Read this before pausing:

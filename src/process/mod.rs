@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-pub use linux::{ChildStdio, OsThread, Pause, Process};
+pub use linux::{ChildStdio, OsThread, Pause, Process, ThreadStates};
 
 /// An address in the target's address space. Never dereferenced locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

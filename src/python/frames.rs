@@ -1,11 +1,14 @@
 //! Walk one thread's frames, innermost first, in the version's frame model: frame objects
 //! chained by `f_back` up to 3.10, interpreter frames from 3.11.
 //!
-//! 3.11+ frames mostly live in the thread's data stack, a contiguous chunk; when the layout says where
-//! it is, the part in use is read in one go and frames inside it are decoded from that copy.
-//! Frames elsewhere (generators, older chunks) are read one by one. Shim frames (C-stack entry
-//! frames, the interpreter's base frame) and frames whose executable is not a code object are
-//! skipped. The walk stops at a depth cap and says so.
+//! 3.11+ frames mostly live in the thread's data stack, a chain of chunks (16 KiB each unless a
+//! frame needs more), newest first. When the layout says where it is, the part of the current
+//! chunk in use is read in one go and frames inside it are decoded from that copy; when the
+//! walk leaves it, the next older chunk is read whole, and so on, so a 500-frame stack costs a
+//! handful of reads rather than one per frame. Frames elsewhere (generators, C-stack entry
+//! frames) are read one by one. Shim frames (C-stack entry frames, the interpreter's base
+//! frame) and frames whose executable is not a code object are skipped. The walk stops at a
+//! depth cap and says so.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -14,14 +17,20 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
 use crate::python::code::{CodeCache, CodeInfo};
-use crate::python::layout::{Bytecode, FrameLayout, FrameModel, FrameObjectLayout, Layout};
+use crate::python::layout::{
+    Bytecode, ChunkLayout, FrameLayout, FrameModel, FrameObjectLayout, Layout,
+};
 use crate::python::runtime::ThreadState;
 
 /// The default depth cap.
 pub const MAX_DEPTH: usize = 4096;
 
-/// Largest part of a data-stack chunk read in one go.
+/// Most bytes of a thread's data stack copied in one walk.
 const MAX_PREFETCH: u64 = 1 << 20;
+
+/// How much of an older chunk is read before its header says how big it is: CPython's usual
+/// chunk size.
+const CHUNK_GUESS: u64 = 16 * 1024;
 
 /// One Python frame as the walker found it.
 #[derive(Debug, Clone)]
@@ -53,16 +62,102 @@ pub struct Walk {
     pub truncated: bool,
 }
 
-/// A copy of target memory that frame reads are served from when they fall inside it.
-struct Prefetch {
-    start: u64,
-    bytes: Vec<u8>,
+/// Copies of a thread's data-stack chunks that frame reads are served from when they fall
+/// inside one: the current chunk's part in use first, then older chunks as the walk needs them.
+struct Prefetch<'a> {
+    mem: &'a dyn ReadMemory,
+    layout: Option<ChunkLayout>,
+    /// `(address, bytes)` of each copied chunk, newest first.
+    chunks: Vec<(u64, Vec<u8>)>,
+    /// The next older chunk, not copied yet (null when there is none or it is unknown).
+    older: u64,
+    /// Bytes copied so far.
+    copied: u64,
 }
 
-impl Prefetch {
-    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let at = usize::try_from(addr.checked_sub(self.start)?).ok()?;
-        self.bytes.get(at..at.checked_add(len)?)
+impl<'a> Prefetch<'a> {
+    /// Copies the current chunk's part in use (`thread.datastack`), if known and sane.
+    fn new(mem: &'a dyn ReadMemory, layout: Option<ChunkLayout>, thread: &ThreadState) -> Self {
+        let mut prefetch = Prefetch {
+            mem,
+            layout,
+            chunks: Vec::new(),
+            older: 0,
+            copied: 0,
+        };
+        let Some((chunk, top)) = thread.datastack else {
+            return prefetch;
+        };
+        let len = top.0.wrapping_sub(chunk.0);
+        if chunk.is_null() || len == 0 || len > MAX_PREFETCH {
+            return prefetch;
+        }
+        if let Ok(bytes) = mem.read_vec(chunk, len as usize) {
+            prefetch.older = layout
+                .and_then(|l| bytes[..].u64_at(l.previous).ok())
+                .unwrap_or(0);
+            prefetch.copied = len;
+            prefetch.chunks.push((chunk.0, bytes));
+        }
+        prefetch
+    }
+
+    /// `len` bytes at `addr` from the copies, copying older chunks until one holds them;
+    /// `None` when no chunk does (the caller reads them directly).
+    fn slice(&mut self, addr: u64, len: usize) -> Option<&[u8]> {
+        loop {
+            if let Some(i) = self.chunks.iter().position(|(start, bytes)| {
+                addr.checked_sub(*start)
+                    .and_then(|at| usize::try_from(at).ok())
+                    .and_then(|at| at.checked_add(len))
+                    .is_some_and(|end| end <= bytes.len())
+            }) {
+                let (start, bytes) = &self.chunks[i];
+                let at = (addr - start) as usize;
+                return Some(&bytes[at..at + len]);
+            }
+            self.copy_older()?;
+        }
+    }
+
+    /// Copies the part in use of the next older chunk: a guess of its size first, the rest
+    /// once its header tells. `None` when there is none, or it cannot be read or makes no sense.
+    fn copy_older(&mut self) -> Option<()> {
+        let layout = self.layout?;
+        let start = std::mem::replace(&mut self.older, 0);
+        if start == 0 || self.copied >= MAX_PREFETCH {
+            return None;
+        }
+        let mut bytes = self
+            .mem
+            .read_vec(RemoteAddr(start), CHUNK_GUESS as usize)
+            .ok()?;
+        let buf = &bytes[..];
+        let (size, top, previous) = (
+            buf.u64_at(layout.size).ok()?,
+            buf.u64_at(layout.top).ok()?,
+            buf.u64_at(layout.previous).ok()?,
+        );
+        let used = top.checked_mul(8)?.checked_add(layout.data)?;
+        if used > size || self.copied + used > MAX_PREFETCH {
+            return None;
+        }
+        if used > CHUNK_GUESS {
+            let rest = self
+                .mem
+                .read_vec(
+                    RemoteAddr(start + CHUNK_GUESS),
+                    (used - CHUNK_GUESS) as usize,
+                )
+                .ok()?;
+            bytes.extend_from_slice(&rest);
+        } else {
+            bytes.truncate(used as usize);
+        }
+        self.copied += used;
+        self.older = previous;
+        self.chunks.push((start, bytes));
+        Some(())
     }
 }
 
@@ -164,12 +259,9 @@ fn interpreter_chain(
     max_depth: usize,
     truncated: &mut bool,
 ) -> Result<Vec<ChainFrame>> {
-    let prefetch = prefetch_datastack(mem, thread);
+    let mut prefetch = Prefetch::new(mem, f.chunk, thread);
     follow_chain(thread.frame, max_depth, truncated, |addr| {
-        let buf: Cow<[u8]> = match prefetch
-            .as_ref()
-            .and_then(|p| p.slice(addr.0, f.size as usize))
-        {
+        let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
         };
@@ -206,16 +298,69 @@ fn object_chain(
     })
 }
 
-/// Reads the used part of the thread's current data-stack chunk, if it is known and sane.
-fn prefetch_datastack(mem: &dyn ReadMemory, thread: &ThreadState) -> Option<Prefetch> {
-    let (chunk, top) = thread.datastack?;
-    let len = top.0.checked_sub(chunk.0)?;
-    if chunk.is_null() || len == 0 || len > MAX_PREFETCH {
-        return None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::snapshot::Snapshot;
+    use crate::process::CountingReader;
+    use std::collections::BTreeMap;
+
+    const CHUNKS: ChunkLayout = ChunkLayout {
+        previous: 0,
+        size: 8,
+        top: 16,
+        data: 24,
+    };
+
+    /// A chunk at `start`: its header, then `words` words each holding its own address.
+    fn chunk(start: u64, previous: u64, size: u64, words: u64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for field in [previous, size, words] {
+            bytes.extend_from_slice(&field.to_le_bytes());
+        }
+        for i in 0..words {
+            bytes.extend_from_slice(&(start + 24 + 8 * i).to_le_bytes());
+        }
+        bytes.resize(size as usize, 0);
+        bytes
     }
-    let bytes = mem.read_vec(chunk, len as usize).ok()?;
-    Some(Prefetch {
-        start: chunk.0,
-        bytes,
-    })
+
+    #[test]
+    fn older_chunks_are_copied_whole_as_the_walk_reaches_them() {
+        let (newest, middle, oldest) = (0x10_0000, 0x20_0000, 0x30_0000);
+        let mut pieces = BTreeMap::new();
+        pieces.insert(newest, chunk(newest, middle, 16384, 100));
+        // A chunk bigger than the guess, for a frame that needed more room.
+        pieces.insert(middle, chunk(middle, oldest, 40000, 4000));
+        pieces.insert(oldest, chunk(oldest, 0, 16384, 1000));
+        let mem = CountingReader::new(Snapshot::from_pieces(serde_json::Value::Null, pieces));
+        let thread = ThreadState {
+            addr: RemoteAddr(0),
+            thread_id: 1,
+            native_thread_id: None,
+            frame: RemoteAddr(newest + 24),
+            datastack: Some((RemoteAddr(newest), RemoteAddr(newest + 24 + 8 * 50))),
+        };
+        let mut prefetch = Prefetch::new(&mem, Some(CHUNKS), &thread);
+        assert_eq!(mem.reads(), 1);
+        let word = |p: &mut Prefetch, addr: u64| p.slice(addr, 8).map(|b| b.u64_at(0).unwrap());
+        assert_eq!(
+            word(&mut prefetch, newest + 24 + 8 * 10),
+            Some(newest + 24 + 80)
+        );
+        assert_eq!(mem.reads(), 1);
+        // In the middle chunk, past the guess: two reads for the whole chunk in use.
+        let far = middle + 24 + 8 * 3000;
+        assert_eq!(word(&mut prefetch, far), Some(far));
+        assert_eq!(mem.reads(), 3);
+        assert_eq!(
+            word(&mut prefetch, oldest + 24 + 8 * 999),
+            Some(oldest + 24 + 8 * 999)
+        );
+        assert_eq!(mem.reads(), 4);
+        // Beyond the words in use of the oldest chunk, and outside every chunk: not there.
+        assert_eq!(word(&mut prefetch, oldest + 24 + 8 * 1000), None);
+        assert_eq!(word(&mut prefetch, 0x99_0000), None);
+        assert_eq!(mem.reads(), 4);
+    }
 }

@@ -177,6 +177,22 @@ pub struct FrameLayout {
     pub shim_owners: Vec<u8>,
     /// How the code reference is encoded.
     pub code_ref: CodeRef,
+    /// The data stack's chunks, when their fields are known: frames in older chunks are then
+    /// read a chunk at a time.
+    pub chunk: Option<ChunkLayout>,
+}
+
+/// `_PyStackChunk` fields.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkLayout {
+    /// `previous`.
+    pub previous: u64,
+    /// `size`, in bytes with the header.
+    pub size: u64,
+    /// `top`, in words of `data`.
+    pub top: u64,
+    /// `data`.
+    pub data: u64,
 }
 
 /// `PyCodeObject` fields.
@@ -731,6 +747,20 @@ impl Layout {
                 owner: need("frame_owner")?,
                 shim_owners,
                 code_ref,
+                chunk: match (
+                    offsets.chunk_previous,
+                    offsets.chunk_size,
+                    offsets.chunk_top,
+                    offsets.chunk_data,
+                ) {
+                    (Some(previous), Some(size), Some(top), Some(data)) => Some(ChunkLayout {
+                        previous,
+                        size,
+                        top,
+                        data,
+                    }),
+                    _ => None,
+                },
             })
         };
 

@@ -21,7 +21,7 @@ pub mod version;
 use crate::binary::{self, PythonBinary};
 use crate::error::{Error, Result};
 use crate::model::Frame;
-use crate::process::{Process, ReadMemory, RemoteAddr};
+use crate::process::{Fields, Process, ReadMemory, RemoteAddr};
 
 pub use layout::Layout;
 pub use version::PyVersion;
@@ -254,9 +254,15 @@ impl Interpreter {
     /// Every thread state of every interpreter. Fails with [`Error::NotInitialised`] when the
     /// runtime has no interpreter or no thread yet.
     pub fn threads(&self, mem: &dyn ReadMemory) -> Result<Vec<ThreadState>> {
+        let interps = runtime::interpreters(mem, &self.layout, self.runtime)?;
+        self.threads_of(mem, &interps)
+    }
+
+    /// Every thread state of the interpreters `interps`.
+    fn threads_of(&self, mem: &dyn ReadMemory, interps: &[RemoteAddr]) -> Result<Vec<ThreadState>> {
         let mut all = Vec::new();
-        for interp in runtime::interpreters(mem, &self.layout, self.runtime)? {
-            all.extend(runtime::threads(mem, &self.layout, interp)?);
+        for interp in interps {
+            all.extend(runtime::threads(mem, &self.layout, *interp)?);
         }
         if all.is_empty() {
             return Err(Error::NotInitialised);
@@ -297,6 +303,21 @@ impl Interpreter {
     /// The thread states holding a GIL (at most one per GIL; empty while it is released or
     /// when the version's record of it is unknown).
     pub fn gil_holders(&self, mem: &dyn ReadMemory) -> Result<Vec<RemoteAddr>> {
+        let interps = match self.layout.gil {
+            layout::GilHolder::InterpreterGil { .. } => {
+                runtime::interpreters(mem, &self.layout, self.runtime)?
+            }
+            layout::GilHolder::CurrentThread { .. } => Vec::new(),
+        };
+        self.gil_holders_of(mem, &interps)
+    }
+
+    /// [`Interpreter::gil_holders`] with the interpreters already listed.
+    fn gil_holders_of(
+        &self,
+        mem: &dyn ReadMemory,
+        interps: &[RemoteAddr],
+    ) -> Result<Vec<RemoteAddr>> {
         match self.layout.gil {
             layout::GilHolder::CurrentThread { .. } => match self.gil_variable {
                 Some(var) => {
@@ -311,9 +332,12 @@ impl Interpreter {
             },
             layout::GilHolder::InterpreterGil { locked, holder } => {
                 let mut holders = Vec::new();
-                for interp in runtime::interpreters(mem, &self.layout, self.runtime)? {
-                    if mem.read_u32(interp.offset(locked)?)? != 0 {
-                        let h = mem.read_addr(interp.offset(holder)?)?;
+                // Both fields in one read: they sit a few bytes apart.
+                let (first, last) = (locked.min(holder), locked.max(holder));
+                for interp in interps {
+                    let buf = mem.read_vec(interp.offset(first)?, (last - first + 8) as usize)?;
+                    if buf[..].u32_at(locked - first)? != 0 {
+                        let h = buf[..].addr_at(holder - first)?;
                         if !h.is_null() {
                             holders.push(h);
                         }
@@ -326,9 +350,10 @@ impl Interpreter {
 
     /// Reads every thread's stack.
     pub fn stacks(&mut self, mem: &dyn ReadMemory, max_depth: usize) -> Result<Vec<ThreadStack>> {
-        let threads = self.threads(mem)?;
+        let interps = runtime::interpreters(mem, &self.layout, self.runtime)?;
+        let threads = self.threads_of(mem, &interps)?;
         // The holder is extra information: if it cannot be read, the stacks still count.
-        let gil_holders = self.gil_holders(mem).unwrap_or_default();
+        let gil_holders = self.gil_holders_of(mem, &interps).unwrap_or_default();
         let mut out = Vec::with_capacity(threads.len());
         for thread in threads {
             let walk = frames::walk(mem, &self.layout, &mut self.cache, &thread, max_depth)?;

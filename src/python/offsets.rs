@@ -178,6 +178,14 @@ offsets! {
     tstate_datastack_chunk: "PyThreadState" ["datastack_chunk"] debug "thread_state.datastack_chunk";
     /// `PyThreadState.datastack_top`.
     tstate_datastack_top: "PyThreadState" ["datastack_top"];
+    /// `_PyStackChunk.previous`: the older chunk of a thread's data stack.
+    chunk_previous: "_PyStackChunk" ["previous"];
+    /// `_PyStackChunk.size`: the chunk's size in bytes, header included.
+    chunk_size: "_PyStackChunk" ["size"];
+    /// `_PyStackChunk.top`: in an older chunk, how many words of `data` are in use.
+    chunk_top: "_PyStackChunk" ["top"];
+    /// `_PyStackChunk.data`: where the frames start.
+    chunk_data: "_PyStackChunk" ["data"];
     /// `_PyCFrame.current_frame` (3.11, 3.12).
     cframe_current_frame: "_PyCFrame" ["current_frame"];
     /// `_PyInterpreterFrame.previous`.

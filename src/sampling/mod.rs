@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Recovery, Result};
 use crate::model::{Frame, Local, Sample, ThreadSample};
-use crate::process::{pthread, OsThread, Process};
+use crate::process::{pthread, OsThread, Process, ThreadStates};
 use crate::python::threading::ThreadNames;
 use crate::python::{Interpreter, ThreadStack};
 
@@ -234,18 +234,20 @@ pub struct Sampler {
     /// pthread id (before 3.11); found on first use.
     pthread_tid_offset: Option<u64>,
     thread_names: ThreadNames,
+    thread_states: ThreadStates,
 }
 
 impl Sampler {
     /// Prepares to sample `process` through its attached `interpreter`.
     pub fn new(process: Process, interpreter: Interpreter, options: SamplerOptions) -> Sampler {
         Sampler {
-            process,
             interpreter,
             options,
             short_names: HashMap::new(),
             pthread_tid_offset: None,
             thread_names: ThreadNames::default(),
+            thread_states: ThreadStates::new(process.pid()),
+            process,
         }
     }
 
@@ -261,7 +263,7 @@ impl Sampler {
 
     /// Takes one sample now. Idle threads are left out unless the options keep them.
     pub fn sample(&mut self) -> Result<Sample> {
-        let os_threads = self.process.os_threads()?;
+        let mut os_threads = self.thread_states.read(&self.process)?;
         // Only running threads are paused; see `Process::pause`. A thread that was asleep a
         // moment ago may wake while we read it, though, and then what we read can be torn. A
         // sample that fails that way is taken again with every thread paused: only a failure
@@ -286,6 +288,11 @@ impl Sampler {
         };
         let (stacks, mut locals) = stacks;
         let native_ids = self.native_ids(&stacks, &os_threads);
+        // A thread newer than the last listing of the threads: list them again now.
+        let known: Vec<u32> = native_ids.iter().flatten().copied().collect();
+        if let Some(fresh) = self.thread_states.include(&self.process, &known)? {
+            os_threads = fresh;
+        }
         let idents: Vec<u64> = stacks.iter().map(|s| s.thread.thread_id).collect();
         let names = self
             .thread_names
