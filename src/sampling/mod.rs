@@ -167,6 +167,9 @@ pub trait Source {
         let mut schedule = Schedule::new(start, options.rate_hz, options.seed);
         let end = options.duration.map(|d| start + d);
         let mut stats = Stats::default();
+        // A dropped sample counts once the next tick finds the target still there: a process
+        // that is finishing fails reads just before it exits, and that is no error.
+        let mut pending = Dropped::default();
         let reason = loop {
             if stop.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
@@ -175,16 +178,15 @@ pub trait Source {
             match self.tick(sink) {
                 Ok(dropped) => {
                     stats.samples += 1;
+                    stats.count_dropped(std::mem::take(&mut pending));
                     stats.count_dropped(dropped);
                 }
                 Err(e) => match self.classify(&e) {
                     Recovery::TargetExited => break StopReason::TargetExited,
                     Recovery::SkipSample => {
                         log::debug!("sample dropped: {e}");
-                        stats.count_dropped(Dropped {
-                            count: 1,
-                            last: Some(e.to_string()),
-                        });
+                        stats.count_dropped(std::mem::take(&mut pending));
+                        pending.add(&e);
                     }
                     Recovery::Abort => return Err(e),
                 },
@@ -209,6 +211,9 @@ pub trait Source {
                 break StopReason::TargetExited;
             }
         };
+        if reason != StopReason::TargetExited {
+            stats.count_dropped(pending);
+        }
         stats.count_dropped(self.finish());
         stats.elapsed = start.elapsed();
         Ok((reason, stats))
@@ -488,6 +493,55 @@ mod tests {
             seed: 1,
             locals: false,
         }
+    }
+
+    /// A source that replays a script of tick outcomes, then reports the target gone.
+    struct Scripted {
+        options: SamplerOptions,
+        process: Process,
+        ticks: std::vec::IntoIter<Result<Dropped>>,
+    }
+
+    impl Source for Scripted {
+        fn options(&self) -> &SamplerOptions {
+            &self.options
+        }
+        fn target(&mut self) -> &mut Process {
+            &mut self.process
+        }
+        fn tick(&mut self, _: &mut dyn FnMut(&Sample)) -> Result<Dropped> {
+            self.ticks
+                .next()
+                .unwrap_or(Err(Error::ProcessGone(std::process::id())))
+        }
+    }
+
+    fn run_script(ticks: Vec<Result<Dropped>>) -> (StopReason, Stats) {
+        let mut source = Scripted {
+            options: SamplerOptions {
+                rate_hz: 1000.0,
+                ..options()
+            },
+            // Ourselves: alive throughout, so only the script decides.
+            process: Process::attach(std::process::id()).unwrap(),
+            ticks: ticks.into_iter(),
+        };
+        let stop = AtomicBool::new(false);
+        source.run(&stop, &mut |_| {}, &mut |_| {}).unwrap()
+    }
+
+    #[test]
+    fn a_failed_sample_just_before_the_target_exits_is_no_error() {
+        let torn = || Err(Error::corrupt("torn"));
+        let ok = || Ok(Dropped::default());
+        // Fails, then the target is gone: the failure was its exit.
+        let (reason, stats) = run_script(vec![ok(), torn()]);
+        assert_eq!(reason, StopReason::TargetExited);
+        assert_eq!((stats.samples, stats.errors), (1, 0));
+        // Fails, then samples again: that failure counts, with its message.
+        let (_, stats) = run_script(vec![ok(), torn(), ok(), torn(), torn()]);
+        assert_eq!((stats.samples, stats.errors), (2, 2));
+        assert!(stats.last_error.unwrap().contains("torn"));
     }
 
     #[test]
