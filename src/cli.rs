@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, DumpConfig, RecordConfig, Target, TopConfig};
+use crate::config::{Command, DumpConfig, RecordConfig, Sampling, Target, TopConfig};
 use crate::output::{Format, FrameStyle};
 
 /// A sampling profiler for CPython that reads the interpreter from outside the process.
@@ -124,6 +124,19 @@ struct SamplingArgs {
     subprocesses: bool,
 }
 
+impl SamplingArgs {
+    fn config(&self) -> Sampling {
+        Sampling {
+            rate_hz: f64::from(self.rate),
+            include_idle: self.idle,
+            gil_only: self.gil,
+            nonblocking: self.nonblocking,
+            full_filenames: self.full_filenames,
+            subprocesses: self.subprocesses,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CliFormat {
     /// An SVG flame graph.
@@ -162,7 +175,7 @@ impl Cli {
                     Some(pid) => Target::Pid(pid),
                     None => Target::Command(a.command),
                 },
-                rate_hz: f64::from(a.sampling.rate),
+                sampling: a.sampling.config(),
                 duration: a.duration,
                 output: a.output,
                 format: match a.format {
@@ -176,12 +189,7 @@ impl Cli {
                 } else {
                     FrameStyle::Line
                 },
-                include_idle: a.sampling.idle,
-                gil_only: a.sampling.gil,
-                nonblocking: a.sampling.nonblocking,
-                full_filenames: a.sampling.full_filenames,
                 threads: a.threads,
-                subprocesses: a.sampling.subprocesses,
             }),
             CliCommand::Dump(a) => Command::Dump(DumpConfig {
                 pid: a.pid,
@@ -196,13 +204,8 @@ impl Cli {
                     Some(pid) => Target::Pid(pid),
                     None => Target::Command(a.command),
                 },
-                rate_hz: f64::from(a.sampling.rate),
+                sampling: a.sampling.config(),
                 refresh: a.refresh,
-                include_idle: a.sampling.idle,
-                gil_only: a.sampling.gil,
-                nonblocking: a.sampling.nonblocking,
-                full_filenames: a.sampling.full_filenames,
-                subprocesses: a.sampling.subprocesses,
             }),
         }
     }
@@ -233,7 +236,7 @@ mod tests {
                 "--y".into()
             ])
         );
-        assert_eq!(c.rate_hz, 250.0);
+        assert_eq!(c.sampling.rate_hz, 250.0);
         assert_eq!(c.style, FrameStyle::Line);
     }
 
@@ -266,9 +269,14 @@ mod tests {
             c.target,
             Target::Command(vec!["python".into(), "app.py".into()])
         );
-        assert_eq!(c.rate_hz, 100.0);
+        assert_eq!(c.sampling.rate_hz, 100.0);
         assert_eq!(c.refresh, Duration::from_secs(1));
-        assert!(!(c.include_idle || c.gil_only || c.nonblocking || c.full_filenames));
+        assert!(
+            !(c.sampling.include_idle
+                || c.sampling.gil_only
+                || c.sampling.nonblocking
+                || c.sampling.full_filenames)
+        );
         let Command::Top(c) = parse(&[
             "sampler",
             "top",
@@ -287,9 +295,14 @@ mod tests {
             panic!()
         };
         assert_eq!(c.target, Target::Pid(42));
-        assert_eq!(c.rate_hz, 250.0);
+        assert_eq!(c.sampling.rate_hz, 250.0);
         assert_eq!(c.refresh, Duration::from_millis(250));
-        assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
+        assert!(
+            c.sampling.include_idle
+                && c.sampling.gil_only
+                && c.sampling.nonblocking
+                && c.sampling.full_filenames
+        );
     }
 
     #[test]
@@ -318,8 +331,13 @@ mod tests {
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
         assert_eq!(c.format, Format::Raw);
         assert_eq!(c.style, FrameStyle::Function);
-        assert!(c.include_idle && c.gil_only && c.nonblocking && c.full_filenames);
-        assert!(!c.subprocesses);
+        assert!(
+            c.sampling.include_idle
+                && c.sampling.gil_only
+                && c.sampling.nonblocking
+                && c.sampling.full_filenames
+        );
+        assert!(!c.sampling.subprocesses);
         assert_eq!(c.output.unwrap(), PathBuf::from("x.txt"));
     }
 
@@ -330,7 +348,7 @@ mod tests {
         else {
             panic!()
         };
-        assert!(c.subprocesses);
+        assert!(c.sampling.subprocesses);
         let Command::Dump(d) = parse(&["sampler", "dump", "--subprocesses", "-p", "3"]).unwrap()
         else {
             panic!()

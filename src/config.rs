@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::output::{Format, FrameStyle};
+use crate::python::frames::MAX_DEPTH;
+use crate::sampling::SamplerOptions;
 
 /// What to profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,21 +16,11 @@ pub enum Target {
     Command(Vec<String>),
 }
 
-/// Settings of `sampler record`.
+/// How `record` and `top` sample: the settings they share.
 #[derive(Debug, Clone)]
-pub struct RecordConfig {
-    /// What to profile.
-    pub target: Target,
+pub struct Sampling {
     /// Samples per second.
     pub rate_hz: f64,
-    /// How long to sample (None: until the target exits or Ctrl-C).
-    pub duration: Option<Duration>,
-    /// Where to write (None: a name from the program and the time).
-    pub output: Option<PathBuf>,
-    /// The output format.
-    pub format: Format,
-    /// How frames are written.
-    pub style: FrameStyle,
     /// Keep idle threads.
     pub include_idle: bool,
     /// Keep only the thread holding the GIL.
@@ -37,10 +29,45 @@ pub struct RecordConfig {
     pub nonblocking: bool,
     /// Keep file names whole.
     pub full_filenames: bool,
-    /// Root each stack at its thread.
-    pub threads: bool,
     /// Follow the target's descendants too, each stack rooted at its process.
     pub subprocesses: bool,
+}
+
+impl Sampling {
+    /// The sampler's options for these settings, sampling for `duration` (None: until the
+    /// target exits or sampling is stopped).
+    pub fn options(&self, duration: Option<Duration>) -> SamplerOptions {
+        SamplerOptions {
+            rate_hz: self.rate_hz,
+            duration,
+            nonblocking: self.nonblocking,
+            include_idle: self.include_idle,
+            gil_only: self.gil_only,
+            full_filenames: self.full_filenames,
+            max_depth: MAX_DEPTH,
+            seed: crate::sampling::time_seed(),
+            locals: false,
+        }
+    }
+}
+
+/// Settings of `sampler record`.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    /// What to profile.
+    pub target: Target,
+    /// How to sample.
+    pub sampling: Sampling,
+    /// How long to sample (None: until the target exits or Ctrl-C).
+    pub duration: Option<Duration>,
+    /// Where to write (None: a name from the program and the time).
+    pub output: Option<PathBuf>,
+    /// The output format.
+    pub format: Format,
+    /// How frames are written.
+    pub style: FrameStyle,
+    /// Root each stack at its thread.
+    pub threads: bool,
 }
 
 /// Settings of `sampler dump`.
@@ -65,20 +92,10 @@ pub struct DumpConfig {
 pub struct TopConfig {
     /// What to profile.
     pub target: Target,
-    /// Samples per second.
-    pub rate_hz: f64,
+    /// How to sample.
+    pub sampling: Sampling,
     /// How often the view is redrawn.
     pub refresh: Duration,
-    /// Keep idle threads.
-    pub include_idle: bool,
-    /// Keep only the thread holding the GIL.
-    pub gil_only: bool,
-    /// Do not pause the target.
-    pub nonblocking: bool,
-    /// Keep file names whole.
-    pub full_filenames: bool,
-    /// Follow the target's descendants too.
-    pub subprocesses: bool,
 }
 
 /// A parsed command line.

@@ -9,10 +9,9 @@ use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{RecordConfig, Target};
 use crate::output::{write_atomically, StackCounts};
 use crate::process::Process;
-use crate::python::frames::MAX_DEPTH;
 use crate::python::Interpreter;
 use crate::sampling::tree::ProcessTree;
-use crate::sampling::{Sampler, SamplerOptions, Source, Stats, StopReason};
+use crate::sampling::{Sampler, Source, Stats, StopReason};
 use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
@@ -21,7 +20,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         // Find out now, not after a long recording, that the file cannot be written.
         check_writable(path)?;
     }
-    let (process, interpreter) = if config.subprocesses {
+    let (process, interpreter) = if config.sampling.subprocesses {
         open_tree_root(&config.target, &stop, crate::process::ChildStdio::Inherit)?
     } else {
         let (process, interpreter) = open_target(&config.target, &stop)?;
@@ -53,7 +52,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             progress.update(stats);
             // Say once, while it happens, that the requested rate is out of reach.
             if !said_behind && stats.elapsed >= Duration::from_secs(1) {
-                if let Some(message) = behind_message(stats, config.rate_hz) {
+                if let Some(message) = behind_message(stats, config.sampling.rate_hz) {
                     progress.println(&message);
                     said_behind = true;
                 }
@@ -92,7 +91,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         (StopReason::Duration, None) => {}
     }
     eprintln!("{summary}");
-    if config.subprocesses && !any_sample {
+    if config.sampling.subprocesses && !any_sample {
         eprintln!(
             "sampler: no Python stacks were recorded (no Python process was found among pid {} \
              and its descendants)",
@@ -101,7 +100,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     } else if counts.is_empty() {
         eprintln!(
             "sampler: no Python stacks were recorded{}",
-            if config.include_idle {
+            if config.sampling.include_idle {
                 ""
             } else {
                 " (every thread was idle; --idle keeps idle threads)"
@@ -110,7 +109,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     // A few late ticks on a busy machine are normal; say so once the rate really suffers.
     if !said_behind {
-        if let Some(message) = behind_message(&stats, config.rate_hz) {
+        if let Some(message) = behind_message(&stats, config.sampling.rate_hz) {
             eprintln!("{message}");
         }
     }
@@ -127,17 +126,7 @@ fn source(
     process: Process,
     interpreter: Option<Interpreter>,
 ) -> Box<dyn Source> {
-    let options = SamplerOptions {
-        rate_hz: config.rate_hz,
-        duration: config.duration,
-        nonblocking: config.nonblocking,
-        include_idle: config.include_idle,
-        gil_only: config.gil_only,
-        full_filenames: config.full_filenames,
-        max_depth: MAX_DEPTH,
-        seed: crate::sampling::time_seed(),
-        locals: false,
-    };
+    let options = config.sampling.options(config.duration);
     if let Some(interpreter) = &interpreter {
         log::info!(
             "sampling pid {} (Python {}, offsets from {})",
@@ -147,7 +136,7 @@ fn source(
         );
     }
     match interpreter {
-        Some(interpreter) if !config.subprocesses => {
+        Some(interpreter) if !config.sampling.subprocesses => {
             Box::new(Sampler::new(process, interpreter, options))
         }
         interpreter => {

@@ -20,9 +20,8 @@ use crate::config::{Target, TopConfig};
 use crate::error::Error;
 use crate::output::functions::{FunctionStats, Grouping, SortBy};
 use crate::process::ChildStdio;
-use crate::python::frames::MAX_DEPTH;
 use crate::sampling::tree::ProcessTree;
-use crate::sampling::{Sampler, SamplerOptions, Source, Stats, StopReason};
+use crate::sampling::{Sampler, Source, Stats, StopReason};
 use crate::ui::top::{Exit, Feed, Header, Snapshot};
 
 /// What the sampling thread hands back: the sampler (whose process may be our child) and how
@@ -36,7 +35,7 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         return Err(Error::NotATerminal.into());
     }
     // The command must not read our keys nor write over the view.
-    let (process, interpreter) = if config.subprocesses {
+    let (process, interpreter) = if config.sampling.subprocesses {
         open_tree_root(&config.target, &stop, ChildStdio::Null)?
     } else {
         let (process, interpreter) = open_target_with(&config.target, &stop, ChildStdio::Null)?;
@@ -52,17 +51,19 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             Some(interpreter) => interpreter.version.to_string(),
             None => "none yet (following its child processes)".into(),
         },
-        rate_wanted: config.rate_hz,
+        rate_wanted: config.sampling.rate_hz,
         ..Header::default()
     };
     let sampler: Box<dyn Source + Send> = match interpreter {
-        Some(interpreter) if !config.subprocesses => {
-            Box::new(Sampler::new(process, interpreter, sampler_options(config)))
-        }
+        Some(interpreter) if !config.sampling.subprocesses => Box::new(Sampler::new(
+            process,
+            interpreter,
+            config.sampling.options(None),
+        )),
         interpreter => Box::new(ProcessTree::new(
             process,
             interpreter,
-            sampler_options(config),
+            config.sampling.options(None),
         )),
     };
     let live = Arc::new(Mutex::new(Live::default()));
@@ -71,7 +72,7 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         live,
         thread: &thread,
         header,
-        interval: 1.0 / config.rate_hz,
+        interval: 1.0 / config.sampling.rate_hz,
     };
     // A panic in the view must not leave a launched command running: catch it, clean up,
     // and let it go on.
@@ -105,20 +106,6 @@ pub fn run(config: &TopConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         log::info!("last sampling error: {err}");
     }
     Ok(())
-}
-
-fn sampler_options(config: &TopConfig) -> SamplerOptions {
-    SamplerOptions {
-        rate_hz: config.rate_hz,
-        duration: None,
-        nonblocking: config.nonblocking,
-        include_idle: config.include_idle,
-        gil_only: config.gil_only,
-        full_filenames: config.full_filenames,
-        max_depth: MAX_DEPTH,
-        seed: crate::sampling::time_seed(),
-        locals: false,
-    }
 }
 
 /// What the sampling thread shares with the view.

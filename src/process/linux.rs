@@ -125,17 +125,14 @@ impl ThreadStates {
             let state = file
                 .read_at(buf, 0)
                 .ok()
-                .and_then(|n| stat_state(&buf[..n]));
-            match state {
-                Some(state) if !matches!(state, b'Z' | b'X') => {
-                    threads.push(OsThread {
-                        tid: *tid,
-                        running: state == b'R',
-                    });
-                    true
-                }
-                _ => false,
+                .and_then(|n| live_state(&buf[..n]));
+            if let Some(state) = state {
+                threads.push(OsThread {
+                    tid: *tid,
+                    running: state == b'R',
+                });
             }
+            state.is_some()
         });
         threads
     }
@@ -189,9 +186,16 @@ impl Drop for Pause<'_> {
 /// Waits (without blocking) for a traced thread that died; its exit status, when its zombie
 /// was there to collect.
 fn collect_exit(tid: Pid) -> Option<ExitStatus> {
-    match waitpid(tid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw(code << 8)),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Some(ExitStatus::from_raw(sig as i32)),
+    waitpid(tid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL))
+        .ok()
+        .and_then(exit_status)
+}
+
+/// The exit status a wait reported, when it reported an exit (normal or by a signal).
+fn exit_status(status: WaitStatus) -> Option<ExitStatus> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(ExitStatus::from_raw(code << 8)),
+        WaitStatus::Signaled(_, sig, _) => Some(ExitStatus::from_raw(sig as i32)),
         _ => None,
     }
 }
@@ -282,7 +286,7 @@ impl Process {
         let mut buf = [0u8; 512];
         // Once the process is reaped the open file reads as an error.
         match std::os::unix::fs::FileExt::read_at(stat, &mut buf, 0) {
-            Ok(n) => !matches!(stat_state(&buf[..n]), Some(b'Z') | Some(b'X') | None),
+            Ok(n) => live_state(&buf[..n]).is_some(),
             Err(_) => false,
         }
     }
@@ -371,34 +375,6 @@ impl Process {
         Ok(tids)
     }
 
-    /// Every kernel thread of the target with its scheduler state. Read this before pausing:
-    /// a paused thread shows as stopped.
-    pub fn os_threads(&self) -> Result<Vec<OsThread>> {
-        let dir = std::fs::read_dir(format!("/proc/{}/task", self.pid))
-            .map_err(|e| self.proc_error("task", e))?;
-        let mut threads = Vec::new();
-        for entry in dir.flatten() {
-            let Some(tid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // A thread that exits between the listing and this read is simply left out.
-            if let Ok(stat) = std::fs::read(format!("/proc/{}/task/{tid}/stat", self.pid)) {
-                if let Some(state) = stat_state(&stat) {
-                    threads.push(OsThread {
-                        tid,
-                        running: state == b'R',
-                    });
-                }
-            }
-        }
-        threads.sort_by_key(|t| t.tid);
-        Ok(threads)
-    }
-
     /// Pauses the given threads (ptrace seize + interrupt) until the returned guard is dropped.
     /// Threads that exit meanwhile are skipped. Only running threads need pausing: a sleeping
     /// thread's stack cannot change, and interrupting it would wake it (its blocking call
@@ -425,8 +401,7 @@ impl Process {
     /// Pauses every thread of the target, running or not (for one-off consistent reads such as
     /// recording a snapshot).
     pub fn pause_all(&self) -> Result<Pause<'_>> {
-        let tids: Vec<u32> = self.os_threads()?.iter().map(|t| t.tid).collect();
-        self.pause(&tids)
+        self.pause(&self.tids()?)
     }
 
     /// Seizes `tid` and waits until it is stopped for us or gone.
@@ -468,11 +443,8 @@ impl Process {
                         let _ = ptrace::interrupt(tid);
                     }
                 }
-                Ok(WaitStatus::Exited(_, code)) => {
-                    return Ok(StopOutcome::Gone(Some(ExitStatus::from_raw(code << 8))))
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    return Ok(StopOutcome::Gone(Some(ExitStatus::from_raw(sig as i32))))
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    return Ok(StopOutcome::Gone(exit_status(status)))
                 }
                 Ok(WaitStatus::Continued(_)) | Ok(WaitStatus::StillAlive) => continue,
                 Err(Errno::EINTR) => continue,
@@ -590,9 +562,15 @@ impl Drop for Process {
 /// True when a process with this pid exists and is not a zombie.
 pub fn process_exists(pid: u32) -> bool {
     match std::fs::read(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(stat_state(&stat), Some(b'Z') | Some(b'X') | None),
+        Ok(stat) => live_state(&stat).is_some(),
         Err(_) => false,
     }
+}
+
+/// The state letter of a `/proc/…/stat` line, unless it says the task has exited (zombie or
+/// dead).
+fn live_state(stat: &[u8]) -> Option<u8> {
+    stat_state(stat).filter(|state| !matches!(state, b'Z' | b'X'))
 }
 
 /// The state letter of a `/proc/…/stat` line: the first field after the parenthesised command,

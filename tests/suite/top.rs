@@ -180,6 +180,17 @@ fn pane_command(args: &[String]) -> String {
     )
 }
 
+/// The pane command for `top --refresh 0.2 -- PYTHON SCRIPT ARGS…`, `script_args` being the
+/// script's name under `tests/scripts/` and its arguments.
+fn top_launching(py: &Python, script_args: &[&str]) -> String {
+    let (script, rest) = script_args.split_first().expect("a script");
+    let mut words = args(&["top", "--refresh", "0.2", "--"]);
+    words.push(path(py));
+    words.push(script_path(script));
+    words.extend(args(rest));
+    pane_command(&words)
+}
+
 fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }
@@ -237,15 +248,7 @@ fn top_shows_the_busy_function_on_every_interpreter() {
 #[test]
 fn keys_sort_group_help_reset_and_quit() {
     let py = pythons().into_iter().next().expect("an interpreter");
-    let command = pane_command(&args(&[
-        "top",
-        "--refresh",
-        "0.2",
-        "--",
-        &path(&py),
-        &script_path("top_busy.py"),
-    ]));
-    let Some(tmux) = Tmux::start(&command) else {
+    let Some(tmux) = Tmux::start(&top_launching(&py, &["top_busy.py"])) else {
         return;
     };
     let line = |m| marker_line("top_busy.py", m);
@@ -322,16 +325,7 @@ fn keys_sort_group_help_reset_and_quit() {
 #[test]
 fn a_target_that_exits_stays_on_screen_until_ctrl_c() {
     let py = pythons().into_iter().next().expect("an interpreter");
-    let command = pane_command(&args(&[
-        "top",
-        "--refresh",
-        "0.2",
-        "--",
-        &path(&py),
-        &script_path("exits.py"),
-        "1",
-    ]));
-    let Some(tmux) = Tmux::start(&command) else {
+    let Some(tmux) = Tmux::start(&top_launching(&py, &["exits.py", "1"])) else {
         return;
     };
     let work = format!("work (exits.py:{})", marker_line("exits.py", "work"));
@@ -415,15 +409,7 @@ fn sigterm_and_sighup_end_top_and_restore_the_terminal() {
         nix::sys::signal::Signal::SIGTERM,
         nix::sys::signal::Signal::SIGHUP,
     ] {
-        let command = pane_command(&args(&[
-            "top",
-            "--refresh",
-            "0.2",
-            "--",
-            &path(&py),
-            &script_path("top_busy.py"),
-        ]));
-        let Some(tmux) = Tmux::start(&command) else {
+        let Some(tmux) = Tmux::start(&top_launching(&py, &["top_busy.py"])) else {
             return;
         };
         tmux.wait_for("samples", |s| s.samples().is_some_and(|n| n > 0));
