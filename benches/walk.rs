@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_main, Criterion, Throughput};
+use sampler::process::recall::Recall;
 use sampler::process::snapshot::Snapshot;
 use sampler::process::{CountingReader, RemoteAddr};
 use sampler::python::frames::MAX_DEPTH;
@@ -73,6 +74,24 @@ impl Fixture {
         stacks.iter().map(|t| t.frames.len() as u64).sum()
     }
 
+    /// Reads made by a warm walk through a [`Recall`], as the sampler makes them: one batch
+    /// of the last walk's reads, plus whatever that batch did not hold.
+    fn recalled_reads(&self) -> u64 {
+        let mem = CountingReader::new(&self.snapshot);
+        let mut interp = Interpreter::from_memory(&mem, self.version, self.runtime).unwrap();
+        let mut recall = Recall::default();
+        let mut walk = |recall: &mut Recall| {
+            recall.refresh(&mem);
+            interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap();
+            recall.settle();
+        };
+        walk(&mut recall);
+        walk(&mut recall);
+        let before = mem.reads();
+        walk(&mut recall);
+        mem.reads() - before
+    }
+
     /// Reads made by one cold walk (the view built too) and by one warm walk.
     fn reads(&self) -> (u64, u64) {
         let mem = CountingReader::new(&self.snapshot);
@@ -92,8 +111,10 @@ fn walks(c: &mut Criterion) {
     for (name, fixture) in &fixtures {
         let (cold, warm) = fixture.reads();
         eprintln!(
-            "{name}: {} frames, {warm} reads per warm walk, {cold} per cold walk",
-            fixture.frames()
+            "{name}: {} frames, {} reads per warm walk through a batch of the last walk's \
+             reads, {warm} without, {cold} per cold walk",
+            fixture.frames(),
+            fixture.recalled_reads(),
         );
     }
 
@@ -106,6 +127,20 @@ fn walks(c: &mut Criterion) {
                 interp
                     .stacks(black_box(&fixture.snapshot), MAX_DEPTH)
                     .unwrap()
+            })
+        });
+    }
+    for (name, fixture) in &fixtures {
+        group.throughput(Throughput::Elements(fixture.frames()));
+        let mut interp = fixture.warm();
+        let mut recall = Recall::default();
+        group.bench_function(format!("warm-batched/{name}"), |b| {
+            b.iter(|| {
+                let mem = black_box(&fixture.snapshot);
+                recall.refresh(mem);
+                let stacks = interp.stacks(&recall.reader(mem), MAX_DEPTH).unwrap();
+                recall.settle();
+                stacks
             })
         });
     }

@@ -42,6 +42,7 @@ impl Sampling {
             duration,
             nonblocking: self.nonblocking,
             include_idle: self.include_idle,
+            activity: true,
             gil_only: self.gil_only,
             full_filenames: self.full_filenames,
             max_depth: MAX_DEPTH,

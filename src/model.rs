@@ -2,21 +2,44 @@
 
 use std::sync::Arc;
 
-/// One frame of a Python stack, as the user sees it.
+/// What a frame shows of its function: shared by every frame of one code object, so that a
+/// frame costs one reference count rather than one per string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Frame {
+pub struct FrameCode {
     /// The function's qualified name (`Class.method`, `outer.<locals>.inner`; plain name before 3.11).
     pub name: Arc<str>,
     /// The file name as the code object holds it.
     pub filename: Arc<str>,
-    /// The file name shortened to the package-relative path (set by the sampler when asked to).
+    /// The file name shortened to the package-relative path (unless full names were asked for).
     pub short_filename: Option<Arc<str>>,
-    /// The line being executed; 0 when unknown.
-    pub line: u32,
     /// The first line of the function (`co_firstlineno`).
     pub first_line: u32,
+}
+
+impl FrameCode {
+    /// The file name to show: the short one when present.
+    pub fn display_filename(&self) -> &str {
+        self.short_filename.as_deref().unwrap_or(&self.filename)
+    }
+}
+
+/// One frame of a Python stack, as the user sees it. Its function's fields (`name`,
+/// `filename`, `short_filename`, `first_line`) are reached through `Deref`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    /// The function.
+    pub code: Arc<FrameCode>,
+    /// The line being executed; 0 when unknown.
+    pub line: u32,
     /// What kind of frame this is.
     pub kind: FrameKind,
+}
+
+impl std::ops::Deref for Frame {
+    type Target = FrameCode;
+    fn deref(&self) -> &FrameCode {
+        &self.code
+    }
 }
 
 /// Ordinary frames and markers the walker inserts.
@@ -29,21 +52,38 @@ pub enum FrameKind {
 }
 
 impl Frame {
-    /// A marker frame standing for the frames cut off by the depth cap.
-    pub fn truncated(depth_cap: usize) -> Frame {
+    /// A Python frame of a function of its own (tests, and anything not read by a walker).
+    pub fn python(
+        name: &str,
+        filename: &str,
+        short_filename: Option<&str>,
+        line: u32,
+        first_line: u32,
+    ) -> Frame {
         Frame {
-            name: Arc::from(format!("[stack truncated at {depth_cap} frames]")),
-            filename: Arc::from(""),
-            short_filename: None,
-            line: 0,
-            first_line: 0,
-            kind: FrameKind::Truncated,
+            code: Arc::new(FrameCode {
+                name: Arc::from(name),
+                filename: Arc::from(filename),
+                short_filename: short_filename.map(Arc::from),
+                first_line,
+            }),
+            line,
+            kind: FrameKind::Python,
         }
     }
 
-    /// The file name to show: the short one when present.
-    pub fn display_filename(&self) -> &str {
-        self.short_filename.as_deref().unwrap_or(&self.filename)
+    /// A marker frame standing for the frames cut off by the depth cap.
+    pub fn truncated(depth_cap: usize) -> Frame {
+        Frame {
+            kind: FrameKind::Truncated,
+            ..Frame::python(
+                &format!("[stack truncated at {depth_cap} frames]"),
+                "",
+                None,
+                0,
+                0,
+            )
+        }
     }
 }
 

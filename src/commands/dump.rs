@@ -77,6 +77,7 @@ pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
         duration: None,
         nonblocking: config.nonblocking,
         include_idle: true,
+        activity: true,
         gil_only: false,
         full_filenames: config.full_filenames,
         max_depth: MAX_DEPTH,

@@ -126,7 +126,9 @@ fn source(
     process: Process,
     interpreter: Option<Interpreter>,
 ) -> Box<dyn Source> {
-    let options = config.sampling.options(config.duration);
+    let mut options = config.sampling.options(config.duration);
+    // No output of `record` tells active threads from idle ones.
+    options.activity = false;
     if let Some(interpreter) = &interpreter {
         log::info!(
             "sampling pid {} (Python {}, offsets from {})",

@@ -6,10 +6,12 @@
 //! Above the Python frames, `StackCounts::roots` may add frames of its own: with several
 //! processes (`--subprocesses`), `process PID "COMMAND LINE"`, outermost.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use crate::model::{Frame, FrameKind, Sample, ThreadSample};
+use rustc_hash::FxHashMap;
+
+use crate::model::{Frame, FrameCode, FrameKind, Sample, ThreadSample};
 
 /// The most characters of a command line shown in a `process` root frame.
 pub const MAX_COMMAND_LINE: usize = 200;
@@ -27,17 +29,22 @@ pub enum FrameStyle {
 }
 
 impl FrameStyle {
+    /// The line shown for `frame`: the executing one, none (0), or the function's first.
+    fn line_of(self, frame: &Frame) -> u32 {
+        match self {
+            FrameStyle::Line => frame.line,
+            FrameStyle::NoLine => 0,
+            FrameStyle::Function => frame.first_line,
+        }
+    }
+
     /// The text of one frame.
     pub fn format(self, frame: &Frame) -> String {
         let file = frame.display_filename();
         if frame.kind == FrameKind::Truncated {
             return frame.name.to_string();
         }
-        let line = match self {
-            FrameStyle::Line => frame.line,
-            FrameStyle::NoLine => 0,
-            FrameStyle::Function => frame.first_line,
-        };
+        let line = self.line_of(frame);
         if line == 0 {
             format!("{} ({file})", frame.name)
         } else {
@@ -69,11 +76,32 @@ pub fn process_frame(pid: u32, command_line: &str) -> String {
 #[derive(Debug, Default)]
 pub struct StackCounts {
     style: FrameStyle,
-    frame_ids: HashMap<String, u32>,
+    /// Frame text → id.
+    frame_ids: FxHashMap<String, u32>,
+    /// Id → frame text.
     frames: Vec<String>,
-    stacks: HashMap<Vec<u32>, u64>,
+    /// A frame as the sampler hands it over → its id, so that a frame seen before costs a
+    /// hash of a few words rather than formatting its text.
+    seen: FxHashMap<FrameKey, u32>,
+    /// The functions whose addresses `seen` holds.
+    held: Vec<Arc<FrameCode>>,
+    stacks: FxHashMap<Vec<u32>, u64>,
+    /// The stack being counted, reused from sample to sample.
+    scratch: Vec<u32>,
     total: u64,
     thread_roots: bool,
+}
+
+/// Most entries [`StackCounts::seen`] keeps before starting over (it is only a shortcut).
+const MAX_SEEN: usize = 1 << 16;
+
+/// What identifies a frame's text without formatting it: the address of its function's
+/// shared part and the line the style shows. [`StackCounts::held`] keeps those parts, so no
+/// other can take one of these addresses while the entry lives.
+type FrameKey = (usize, u32);
+
+fn frame_key(frame: &Frame, style: FrameStyle) -> FrameKey {
+    (Arc::as_ptr(&frame.code) as usize, style.line_of(frame))
 }
 
 impl StackCounts {
@@ -93,26 +121,48 @@ impl StackCounts {
 
     /// Adds every thread of a sample (threads without Python frames are left out).
     pub fn add_sample(&mut self, sample: &Sample) {
+        let mut ids = std::mem::take(&mut self.scratch);
         for thread in &sample.threads {
             if thread.frames.is_empty() {
                 continue;
             }
             // Root first.
-            let mut ids: Vec<u32> = self
-                .roots(sample, thread)
-                .into_iter()
-                .map(|text| self.intern(text))
-                .collect();
-            ids.extend(
-                thread
-                    .frames
-                    .iter()
-                    .rev()
-                    .map(|f| self.intern(self.style.format(f))),
-            );
-            *self.stacks.entry(ids).or_insert(0) += 1;
+            ids.clear();
+            for text in self.roots(sample, thread) {
+                ids.push(self.intern(text));
+            }
+            for frame in thread.frames.iter().rev() {
+                ids.push(self.frame_id(frame));
+            }
+            match self.stacks.get_mut(ids.as_slice()) {
+                Some(count) => *count += 1,
+                None => {
+                    self.stacks.insert(ids.clone(), 1);
+                }
+            }
             self.total += 1;
         }
+        self.scratch = ids;
+    }
+
+    /// The id of a frame's text, formatting it only the first time its strings are seen.
+    fn frame_id(&mut self, frame: &Frame) -> u32 {
+        if frame.kind != FrameKind::Python {
+            // Markers are made afresh for each sample: they have no lasting address.
+            return self.intern(self.style.format(frame));
+        }
+        let key = frame_key(frame, self.style);
+        if let Some(id) = self.seen.get(&key) {
+            return *id;
+        }
+        let id = self.intern(self.style.format(frame));
+        if self.seen.len() >= MAX_SEEN {
+            self.seen.clear();
+            self.held.clear();
+        }
+        self.seen.insert(key, id);
+        self.held.push(frame.code.clone());
+        id
     }
 
     /// The frames above a thread's Python stack, outermost first: its process, when the
@@ -191,17 +241,9 @@ pub fn thread_root(thread: &ThreadSample) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn frame(name: &str, file: &str, line: u32, first: u32) -> Frame {
-        Frame {
-            name: Arc::from(name),
-            filename: Arc::from(format!("/src/{file}")),
-            short_filename: Some(Arc::from(file)),
-            line,
-            first_line: first,
-            kind: FrameKind::Python,
-        }
+        Frame::python(name, &format!("/src/{file}"), Some(file), line, first)
     }
 
     fn sample(stacks: Vec<Vec<Frame>>) -> Sample {

@@ -299,14 +299,7 @@ mod tests {
     use crate::model::ThreadSample;
 
     fn frame(name: &str, line: u32, first_line: u32) -> Frame {
-        Frame {
-            name: Arc::from(name),
-            filename: Arc::from("/src/app.py"),
-            short_filename: Some(Arc::from("app.py")),
-            line,
-            first_line,
-            kind: FrameKind::Python,
-        }
+        Frame::python(name, "/src/app.py", Some("app.py"), line, first_line)
     }
 
     fn thread(frames: Vec<Frame>, active: bool, holds_gil: bool) -> ThreadSample {
@@ -477,9 +470,7 @@ mod tests {
     #[test]
     fn labels_of_rows_without_a_line_or_a_file() {
         let mut stats = FunctionStats::new();
-        let mut lineless = frame("<lambda>", 0, 0);
-        lineless.short_filename = None;
-        lineless.filename = Arc::from("<string>");
+        let lineless = Frame::python("<lambda>", "<string>", None, 0, 0);
         stats.add_sample(&one(vec![lineless, Frame::truncated(4096)]));
         assert_eq!(
             table(&stats, Grouping::Function, SortBy::TotalShare),

@@ -83,19 +83,38 @@ impl ThreadStates {
     /// Every known thread with its state now, sorted by id. Fails only when the process is
     /// gone (or its threads cannot be listed at all).
     pub fn read(&mut self, process: &Process) -> Result<Vec<OsThread>> {
+        self.read_skipping(process, &[])
+    }
+
+    /// [`ThreadStates::read`], except that the threads `skip` are not read: they are reported
+    /// running (a thread known to hold the GIL is, whatever its state file says).
+    pub fn read_skipping(&mut self, process: &Process, skip: &[u32]) -> Result<Vec<OsThread>> {
+        let due = self.list_if_due(process)?;
+        let threads = self.read_open(skip);
+        if threads.is_empty() && !due {
+            // Every thread gone: a fresh listing tells whether the process is.
+            self.list(process)?;
+            return Ok(self.read_open(skip));
+        }
+        Ok(threads)
+    }
+
+    /// The listed threads' ids (listed again first when the listing is due), sorted.
+    pub fn tids(&mut self, process: &Process) -> Result<Vec<u32>> {
+        self.list_if_due(process)?;
+        Ok(self.files.iter().map(|(tid, _)| *tid).collect())
+    }
+
+    /// Lists the threads when the last listing is older than [`Self::LIST_INTERVAL`]; true
+    /// when it did.
+    fn list_if_due(&mut self, process: &Process) -> Result<bool> {
         let due = self
             .listed_at
             .is_none_or(|at| at.elapsed() >= Self::LIST_INTERVAL);
         if due {
             self.list(process)?;
         }
-        let threads = self.read_open();
-        if threads.is_empty() && !due {
-            // Every thread gone: a fresh listing tells whether the process is.
-            self.list(process)?;
-            return Ok(self.read_open());
-        }
-        Ok(threads)
+        Ok(due)
     }
 
     /// When some of `tids` (threads the interpreter knows) are not among the listed threads,
@@ -107,7 +126,7 @@ impl ThreadStates {
             return Ok(None);
         }
         self.list(process)?;
-        let threads = self.read_open();
+        let threads = self.read_open(&[]);
         self.absent = tids
             .iter()
             .copied()
@@ -116,12 +135,20 @@ impl ThreadStates {
         Ok(Some(threads))
     }
 
-    /// Reads every open stat file once; threads that exited drop out.
-    fn read_open(&mut self) -> Vec<OsThread> {
+    /// Reads every open stat file once, except those of `skip` (reported running); threads
+    /// that exited drop out.
+    fn read_open(&mut self, skip: &[u32]) -> Vec<OsThread> {
         use std::os::unix::fs::FileExt;
         let mut threads = Vec::with_capacity(self.files.len());
         let buf = &mut self.buf;
         self.files.retain(|(tid, file)| {
+            if skip.contains(tid) {
+                threads.push(OsThread {
+                    tid: *tid,
+                    running: true,
+                });
+                return true;
+            }
             let state = file
                 .read_at(buf, 0)
                 .ok()
@@ -512,13 +539,28 @@ impl ReadMemory for Process {
     }
 
     fn read_many(&self, requests: &mut [ReadRequest]) {
-        for batch in requests.chunks_mut(IOV_MAX) {
-            if self.read_batch(batch).is_some() {
-                batch.iter_mut().for_each(|r| r.ok = true);
-            } else {
-                // The kernel stops at the first bad buffer: find out which ones are good.
-                for r in batch {
-                    r.ok = self.read(r.addr, &mut r.buf).is_ok();
+        let mut start = 0;
+        while start < requests.len() {
+            let end = (start + IOV_MAX).min(requests.len());
+            let batch = &mut requests[start..end];
+            match self.read_batch(batch) {
+                Some(filled) => {
+                    for r in &mut batch[..filled] {
+                        r.ok = true;
+                    }
+                    // The kernel stops at the first buffer it cannot fill: that one failed,
+                    // and the batch goes on after it.
+                    if let Some(failed) = batch.get_mut(filled) {
+                        failed.ok = false;
+                    }
+                    start += filled + 1;
+                }
+                None => {
+                    // The process is gone or refuses us: nothing more will succeed.
+                    for r in &mut requests[start..] {
+                        r.ok = false;
+                    }
+                    return;
                 }
             }
         }
@@ -529,8 +571,9 @@ impl ReadMemory for Process {
 const IOV_MAX: usize = 1024;
 
 impl Process {
-    /// One `process_vm_readv` for a batch; `Some(())` when every byte arrived.
-    fn read_batch(&self, batch: &mut [ReadRequest]) -> Option<()> {
+    /// One `process_vm_readv` for a batch: how many of its buffers, from the first, were
+    /// filled whole; `None` when the call failed for the whole process (gone, or refused).
+    fn read_batch(&self, batch: &mut [ReadRequest]) -> Option<usize> {
         let remote: Vec<RemoteIoVec> = batch
             .iter()
             .map(|r| RemoteIoVec {
@@ -538,14 +581,25 @@ impl Process {
                 len: r.buf.len(),
             })
             .collect();
-        let total: usize = remote.iter().map(|r| r.len).sum();
         let mut local: Vec<IoSliceMut> = batch
             .iter_mut()
             .map(|r| IoSliceMut::new(&mut r.buf))
             .collect();
         match process_vm_readv(Pid::from_raw(self.pid as i32), &mut local, &remote) {
-            Ok(n) if n == total => Some(()),
-            _ => None,
+            Ok(mut bytes) => {
+                let mut filled = 0;
+                for r in &remote {
+                    if bytes < r.len {
+                        break;
+                    }
+                    bytes -= r.len;
+                    filled += 1;
+                }
+                Some(filled)
+            }
+            // The first buffer could not be read at all.
+            Err(Errno::EFAULT | Errno::EIO | Errno::EINVAL) => Some(0),
+            Err(_) => None,
         }
     }
 }

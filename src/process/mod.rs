@@ -7,8 +7,10 @@ pub mod children;
 mod linux;
 pub mod maps;
 pub mod pthread;
+pub mod recall;
 pub mod snapshot;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -94,6 +96,12 @@ pub trait ReadMemory {
         Ok(buf)
     }
 
+    /// `len` bytes at `addr`, borrowed from a copy the reader already holds when it has one
+    /// (see [`recall::Recall`]), read into a new vector otherwise.
+    fn read_cow(&self, addr: RemoteAddr, len: usize) -> Result<Cow<'_, [u8]>> {
+        self.read_vec(addr, len).map(Cow::Owned)
+    }
+
     /// Reads a little-endian `u64` (a pointer or a 64-bit integer).
     fn read_u64(&self, addr: RemoteAddr) -> Result<u64> {
         let mut buf = [0; 8];
@@ -120,6 +128,9 @@ impl<T: ReadMemory + ?Sized> ReadMemory for &T {
     }
     fn read_many(&self, requests: &mut [ReadRequest]) {
         (**self).read_many(requests)
+    }
+    fn read_cow(&self, addr: RemoteAddr, len: usize) -> Result<Cow<'_, [u8]>> {
+        (**self).read_cow(addr, len)
     }
 }
 

@@ -7,10 +7,12 @@
 //! identity (type, size, name, file and line-table pointers, first line) changed. A frame whose
 //! instruction pointer lies outside the cached bytecode also forces a fresh read.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::model::FrameCode;
 use crate::process::{Fields, ReadMemory, ReadRequest, RemoteAddr};
 use crate::python::layout::{Bytecode, Layout, LineTableFormat};
 use crate::python::linetable::{self, LineRange};
@@ -22,12 +24,9 @@ const MAX_CODE_UNITS: u64 = 1 << 24;
 /// What we keep of one code object.
 #[derive(Debug)]
 pub struct CodeInfo {
-    /// `co_qualname` (3.11+), else `co_name`.
-    pub qualname: Arc<str>,
-    /// `co_filename`.
-    pub filename: Arc<str>,
-    /// `co_firstlineno`.
-    pub first_line: u32,
+    /// What its frames show: `co_qualname` (3.11+, else `co_name`), `co_filename` (and its
+    /// short form unless full names are kept) and `co_firstlineno`.
+    pub text: Arc<FrameCode>,
     /// Bytecode length in bytes.
     pub code_len: u64,
     /// The decoded line table.
@@ -58,7 +57,7 @@ impl Identity {
 impl CodeInfo {
     /// The line of the instruction at byte `offset` into the bytecode.
     pub fn line_at(&self, offset: i64) -> u32 {
-        linetable::line_at(&self.lines, offset, self.first_line).unwrap_or(0)
+        linetable::line_at(&self.lines, offset, self.text.first_line).unwrap_or(0)
     }
 
     /// True when byte `offset` can lie in this code object's bytecode. A frame that has not
@@ -71,9 +70,14 @@ impl CodeInfo {
 /// Code objects and type checks, cached by remote address.
 #[derive(Default)]
 pub struct CodeCache {
-    code: HashMap<u64, Arc<CodeInfo>>,
+    code: FxHashMap<u64, CodeInfo>,
     /// Type object address → "is the code type".
-    types: HashMap<u64, bool>,
+    types: FxHashMap<u64, bool>,
+    /// File name → its shared string and short form.
+    files: FxHashMap<String, (Arc<str>, Option<Arc<str>>)>,
+    /// Whose file system says which folders are packages, for short file names; `None`
+    /// keeps names whole.
+    short_names_of: Option<u32>,
 }
 
 /// Entries kept before the cache is emptied (bounds memory on programs that generate code).
@@ -117,21 +121,21 @@ impl CodeCache {
         layout: &Layout,
         addr: RemoteAddr,
         offset: i64,
-    ) -> Result<Option<Arc<CodeInfo>>> {
-        if let Some(info) = self.code.get(&addr.0) {
-            if info.owns_offset(offset) {
-                return Ok(Some(info.clone()));
+    ) -> Result<Option<&CodeInfo>> {
+        let cached = self
+            .code
+            .get(&addr.0)
+            .is_some_and(|info| info.owns_offset(offset));
+        if !cached {
+            let Some(info) = self.read(mem, layout, addr)? else {
+                return Ok(None);
+            };
+            if self.code.len() >= MAX_ENTRIES {
+                self.code.clear();
             }
+            self.code.insert(addr.0, info);
         }
-        let Some(info) = self.read(mem, layout, addr)? else {
-            return Ok(None);
-        };
-        if self.code.len() >= MAX_ENTRIES {
-            self.code.clear();
-        }
-        let info = Arc::new(info);
-        self.code.insert(addr.0, info.clone());
-        Ok(Some(info))
+        Ok(self.code.get(&addr.0))
     }
 
     fn read(
@@ -176,14 +180,46 @@ impl CodeCache {
                 linetable::decode_lnotab(&table, first_line, signed_lines)?
             }
         };
+        let (filename, short_filename) = self.file_name(filename);
         Ok(Some(CodeInfo {
             identity: Identity::of(&buf, layout)?,
-            qualname: qualname.into(),
-            filename: filename.into(),
-            first_line: u32::try_from(first_line).unwrap_or(0),
+            text: Arc::new(FrameCode {
+                name: qualname.into(),
+                filename,
+                short_filename,
+                first_line: u32::try_from(first_line).unwrap_or(0),
+            }),
             code_len,
             lines,
         }))
+    }
+
+    /// Shortens file names to the package-relative form from now on, asking the file
+    /// system of process `pid` (its root may not be ours) which folders are packages.
+    pub fn shorten_file_names(&mut self, pid: u32) {
+        self.short_names_of = Some(pid);
+        self.code.clear();
+        self.files.clear();
+    }
+
+    /// The shared string for a file name, and its short form.
+    fn file_name(&mut self, name: String) -> (Arc<str>, Option<Arc<str>>) {
+        if let Some(known) = self.files.get(&name) {
+            return known.clone();
+        }
+        if self.files.len() >= MAX_ENTRIES {
+            self.files.clear();
+        }
+        let short = self.short_names_of.and_then(|pid| {
+            shorten_filename(&name, |dir| {
+                let inside = format!("/proc/{pid}/root{dir}/__init__.py");
+                Path::new(&inside).exists() || Path::new(dir).join("__init__.py").exists()
+            })
+            .map(Arc::from)
+        });
+        let shared = (Arc::from(name.as_str()), short);
+        self.files.insert(name, shared.clone());
+        shared
     }
 
     fn is_code_type(
@@ -199,5 +235,50 @@ impl CodeCache {
         let is_code = strings::read_c_str(mem, name_ptr, 256)? == "code";
         self.types.insert(ty.0, is_code);
         Ok(is_code)
+    }
+}
+
+/// The package-relative form of a file name: leading folders are dropped up to the outermost
+/// folder that is a package (holds `__init__.py`), so `/usr/lib/python3.12/json/decoder.py`
+/// becomes `json/decoder.py` and `/home/me/app.py` becomes `app.py`. Names that are not
+/// absolute paths (`<string>`, `<frozen …>`) are kept.
+pub fn shorten_filename(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
+    if !filename.starts_with('/') {
+        return None;
+    }
+    let path = Path::new(filename);
+    let mut root = path.parent()?;
+    while let Some(parent) = root.parent() {
+        if !is_package(&root.to_string_lossy()) {
+            break;
+        }
+        root = parent;
+    }
+    path.strip_prefix(root)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_shorten_to_the_package() {
+        let packages = ["/usr/lib/python3.12/json", "/site/pkg", "/site/pkg/sub"];
+        let is_pkg = |d: &str| packages.contains(&d);
+        let short = |f: &str| shorten_filename(f, is_pkg);
+        assert_eq!(
+            short("/usr/lib/python3.12/json/decoder.py").unwrap(),
+            "json/decoder.py"
+        );
+        assert_eq!(
+            short("/usr/lib/python3.12/threading.py").unwrap(),
+            "threading.py"
+        );
+        assert_eq!(short("/site/pkg/sub/mod.py").unwrap(), "pkg/sub/mod.py");
+        assert_eq!(short("/home/me/app.py").unwrap(), "app.py");
+        assert_eq!(short("<frozen importlib._bootstrap>"), None);
+        assert_eq!(short("<string>"), None);
     }
 }

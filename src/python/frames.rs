@@ -11,12 +11,11 @@
 //! depth cap and says so.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::model::{Frame, FrameKind};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
-use crate::python::code::{CodeCache, CodeInfo};
+use crate::python::code::CodeCache;
 use crate::python::layout::{
     Bytecode, ChunkLayout, FrameLayout, FrameModel, FrameObjectLayout, Layout,
 };
@@ -32,16 +31,8 @@ const MAX_PREFETCH: u64 = 1 << 20;
 /// chunk size.
 const CHUNK_GUESS: u64 = 16 * 1024;
 
-/// One Python frame as the walker found it.
-#[derive(Debug, Clone)]
-pub struct RawFrame {
-    /// The frame's code object.
-    pub code: Arc<CodeInfo>,
-    /// The line being executed (0 when unknown).
-    pub line: u32,
-    /// Where the frame and its code object are, for reading its locals.
-    pub at: FrameRef,
-}
+/// The page size the padding of a chunk read rounds to.
+const PAGE: u64 = 4096;
 
 /// The addresses of one frame (an interpreter frame from 3.11, a frame object before) and
 /// of its code object.
@@ -53,11 +44,14 @@ pub struct FrameRef {
     pub code: RemoteAddr,
 }
 
-/// A thread's frames, innermost first, and whether the depth cap cut the outermost ones.
+/// A thread's frames, innermost first, where each is, and whether the depth cap cut the
+/// outermost ones.
 #[derive(Debug, Clone, Default)]
 pub struct Walk {
     /// The frames.
-    pub frames: Vec<RawFrame>,
+    pub frames: Vec<Frame>,
+    /// Where each frame of `frames` and its code object are, for reading its locals.
+    pub refs: Vec<FrameRef>,
     /// True when frames beyond the cap were left out.
     pub truncated: bool,
 }
@@ -68,7 +62,7 @@ struct Prefetch<'a> {
     mem: &'a dyn ReadMemory,
     layout: Option<ChunkLayout>,
     /// `(address, bytes)` of each copied chunk, newest first.
-    chunks: Vec<(u64, Vec<u8>)>,
+    chunks: Vec<(u64, Cow<'a, [u8]>)>,
     /// The next older chunk, not copied yet (null when there is none or it is unknown).
     older: u64,
     /// Bytes copied so far.
@@ -92,7 +86,16 @@ impl<'a> Prefetch<'a> {
         if chunk.is_null() || len == 0 || len > MAX_PREFETCH {
             return prefetch;
         }
-        if let Ok(bytes) = mem.read_vec(chunk, len as usize) {
+        // Up to the end of the page: the next sample's stack, a few frames deeper or
+        // shallower, then mostly asks for the same bytes, which a batch of the last sample's
+        // reads serves (see `process::recall`). CPython's chunks are page-aligned, so the
+        // padded read stays inside the chunk; if not, the exact one is made.
+        let padded = (len.div_ceil(PAGE) * PAGE).min(MAX_PREFETCH);
+        let read = mem
+            .read_cow(chunk, padded as usize)
+            .map(|bytes| truncated(bytes, len as usize))
+            .or_else(|_| mem.read_cow(chunk, len as usize));
+        if let Ok(bytes) = read {
             prefetch.older = layout
                 .and_then(|l| bytes[..].u64_at(l.previous).ok())
                 .unwrap_or(0);
@@ -128,11 +131,11 @@ impl<'a> Prefetch<'a> {
         if start == 0 || self.copied >= MAX_PREFETCH {
             return None;
         }
-        let mut bytes = self
+        let guess = self
             .mem
-            .read_vec(RemoteAddr(start), CHUNK_GUESS as usize)
+            .read_cow(RemoteAddr(start), CHUNK_GUESS as usize)
             .ok()?;
-        let buf = &bytes[..];
+        let buf = &guess[..];
         let (size, top, previous) = (
             buf.u64_at(layout.size).ok()?,
             buf.u64_at(layout.top).ok()?,
@@ -142,22 +145,35 @@ impl<'a> Prefetch<'a> {
         if used > size || self.copied + used > MAX_PREFETCH {
             return None;
         }
-        if used > CHUNK_GUESS {
+        let bytes = if used > CHUNK_GUESS {
             let rest = self
                 .mem
-                .read_vec(
+                .read_cow(
                     RemoteAddr(start + CHUNK_GUESS),
                     (used - CHUNK_GUESS) as usize,
                 )
                 .ok()?;
-            bytes.extend_from_slice(&rest);
+            let mut whole = guess.into_owned();
+            whole.extend_from_slice(&rest);
+            Cow::Owned(whole)
         } else {
-            bytes.truncate(used as usize);
-        }
+            truncated(guess, used as usize)
+        };
         self.copied += used;
         self.older = previous;
         self.chunks.push((start, bytes));
         Some(())
+    }
+}
+
+/// The first `len` bytes of `bytes` (all of them when shorter), without copying.
+fn truncated(bytes: Cow<'_, [u8]>, len: usize) -> Cow<'_, [u8]> {
+    match bytes {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[..len.min(b.len())]),
+        Cow::Owned(mut b) => {
+            b.truncate(len);
+            Cow::Owned(b)
+        }
     }
 }
 
@@ -189,16 +205,18 @@ pub fn walk(
     // Then the code objects: cached ones are re-checked in one batch, new ones read.
     let addrs: Vec<RemoteAddr> = chain.iter().map(|s| s.code).collect();
     cache.validate(mem, layout, &addrs);
+    walk.frames.reserve(chain.len());
+    walk.refs.reserve(chain.len());
     for step in chain {
         if let Some(code) = cache.get(mem, layout, step.code, step.offset)? {
-            let line = code.line_at(step.offset);
-            walk.frames.push(RawFrame {
-                code,
-                line,
-                at: FrameRef {
-                    frame: step.frame,
-                    code: step.code,
-                },
+            walk.frames.push(Frame {
+                code: code.text.clone(),
+                line: code.line_at(step.offset),
+                kind: FrameKind::Python,
+            });
+            walk.refs.push(FrameRef {
+                frame: step.frame,
+                code: step.code,
             });
         }
     }
@@ -228,15 +246,19 @@ fn follow_chain(
     mut step: impl FnMut(RemoteAddr) -> Result<Step>,
 ) -> Result<Vec<ChainFrame>> {
     let mut chain = Vec::new();
-    let mut seen = HashSet::new();
     let limit = 4 * max_depth + 64;
+    let mut steps = 0;
+    // Brent's cycle detection: a saved address, moved to where the walk is at every power of
+    // two steps; a cycle brings the walk back to it within twice the cycle's length.
+    let (mut saved, mut power, mut since) = (start, 1usize, 0usize);
     let mut addr = start;
     while !addr.is_null() {
         if chain.len() >= max_depth {
             *truncated = true;
             break;
         }
-        if !seen.insert(addr.0) || seen.len() > limit {
+        steps += 1;
+        if steps > limit {
             return Err(Error::corrupt("frame chain is cyclic"));
         }
         let (frame, next) = step(addr)?;
@@ -246,6 +268,13 @@ fn follow_chain(
             offset,
         }));
         addr = next;
+        if addr == saved {
+            return Err(Error::corrupt("frame chain is cyclic"));
+        }
+        since += 1;
+        if since == power {
+            (saved, power, since) = (addr, power * 2, 0);
+        }
     }
     Ok(chain)
 }
@@ -323,6 +352,26 @@ mod tests {
         }
         bytes.resize(size as usize, 0);
         bytes
+    }
+
+    #[test]
+    fn cyclic_chains_are_errors_and_long_ones_are_cut() {
+        // Frame n links to n + 1; past `last` the link goes back to `back_to` (0: the end).
+        let chain = |last: u64, back_to: u64, max_depth: usize| {
+            let mut truncated = false;
+            let walked = follow_chain(RemoteAddr(1), max_depth, &mut truncated, |a| {
+                let next = if a.0 == last { back_to } else { a.0 + 1 };
+                Ok((Some((RemoteAddr(0x100), 0)), RemoteAddr(next)))
+            });
+            (walked.map(|c| c.len()).ok(), truncated)
+        };
+        assert_eq!(chain(40, 0, 4096), (Some(40), false));
+        for (last, back_to) in [(1, 1), (2, 1), (10, 7), (300, 3), (1000, 999)] {
+            let (walked, truncated) = chain(last, back_to, 4096);
+            assert!(walked.is_none() && !truncated, "{last} -> {back_to}");
+        }
+        // The cap comes first for a chain longer than it.
+        assert_eq!(chain(5000, 0, 100), (Some(100), true));
     }
 
     #[test]

@@ -245,6 +245,12 @@ impl Interpreter {
         }
     }
 
+    /// Frames show file names in their package-relative form from now on, as the file system
+    /// of process `pid` tells which folders are packages.
+    pub fn shorten_file_names(&mut self, pid: u32) {
+        self.cache.shorten_file_names(pid);
+    }
+
     /// True when some thread's stack walks to at least one code object.
     fn has_python_frames(&mut self, mem: &dyn ReadMemory) -> bool {
         self.stacks(mem, 64)
@@ -357,23 +363,12 @@ impl Interpreter {
         let mut out = Vec::with_capacity(threads.len());
         for thread in threads {
             let walk = frames::walk(mem, &self.layout, &mut self.cache, &thread, max_depth)?;
-            let mut frames: Vec<Frame> = walk
-                .frames
-                .iter()
-                .map(|f| Frame {
-                    name: f.code.qualname.clone(),
-                    filename: f.code.filename.clone(),
-                    short_filename: None,
-                    line: f.line,
-                    first_line: f.code.first_line,
-                    kind: crate::model::FrameKind::Python,
-                })
-                .collect();
+            let mut frames = walk.frames;
             if walk.truncated {
                 frames.push(Frame::truncated(max_depth));
             }
             let holds_gil = gil_holders.contains(&thread.addr);
-            let frame_refs = walk.frames.iter().map(|f| f.at).collect();
+            let frame_refs = walk.refs;
             out.push(ThreadStack {
                 thread,
                 frames,

@@ -10,15 +10,13 @@
 pub mod schedule;
 pub mod tree;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Recovery, Result};
-use crate::model::{Frame, Local, Sample, ThreadSample};
-use crate::process::{pthread, OsThread, Process, ThreadStates};
+use crate::model::{Local, Sample, ThreadSample};
+use crate::process::recall::Recall;
+use crate::process::{pthread, OsThread, Process, ReadMemory, ThreadStates};
 use crate::python::threading::ThreadNames;
 use crate::python::{Interpreter, ThreadStack};
 
@@ -26,6 +24,14 @@ use schedule::Schedule;
 
 /// Each thread's stack, and each of its frames' locals (empty unless asked for).
 type StacksAndLocals = (Vec<ThreadStack>, Vec<Vec<Vec<Local>>>);
+
+/// [`StacksAndLocals`], each thread's kernel id, and the states of the process's threads.
+type Stacks = (
+    Vec<ThreadStack>,
+    Vec<Vec<Vec<Local>>>,
+    Vec<Option<u32>>,
+    Vec<OsThread>,
+);
 
 /// How to take samples.
 #[derive(Debug, Clone)]
@@ -38,6 +44,10 @@ pub struct SamplerOptions {
     pub nonblocking: bool,
     /// Keep threads the OS reports idle.
     pub include_idle: bool,
+    /// Tell active threads from idle ones even when idle ones are kept (`ThreadSample::active`,
+    /// which `top` and `dump` show). Without it, and with idle threads kept, the threads'
+    /// states are not read in the non-blocking mode and every thread counts as active.
+    pub activity: bool,
     /// Keep only the thread holding the GIL.
     pub gil_only: bool,
     /// Keep file names whole instead of package-relative.
@@ -166,6 +176,8 @@ pub trait Source {
         let start = Instant::now();
         let mut schedule = Schedule::new(start, options.rate_hz, options.seed);
         let end = options.duration.map(|d| start + d);
+        tighten_timer_slack(options.rate_hz);
+        let mut last_alive_check = start;
         let mut stats = Stats::default();
         // A dropped sample counts once the next tick finds the target still there: a process
         // that is finishing fails reads just before it exits, and that is no error.
@@ -207,8 +219,15 @@ pub trait Source {
                 };
             }
             wait_until(due, stop, self)?;
-            if !self.target().is_alive() {
-                break StopReason::TargetExited;
+            // A tick on a process that has exited fails and is classified as such; this check
+            // is for sources whose ticks outlive their target (a process tree), and is
+            // rate-limited because it costs a system call.
+            let now = Instant::now();
+            if now - last_alive_check >= ALIVE_CHECK {
+                last_alive_check = now;
+                if !self.target().is_alive() {
+                    break StopReason::TargetExited;
+                }
             }
         };
         if reason != StopReason::TargetExited {
@@ -234,24 +253,28 @@ pub struct Sampler {
     process: Process,
     interpreter: Interpreter,
     options: SamplerOptions,
-    short_names: HashMap<Arc<str>, Option<Arc<str>>>,
     /// Offset of the kernel id in glibc's `struct pthread`, for versions that record only the
     /// pthread id (before 3.11); found on first use.
     pthread_tid_offset: Option<u64>,
     thread_names: ThreadNames,
     thread_states: ThreadStates,
+    /// Where the last sample read, read again in one batch when the next starts.
+    recall: Recall,
 }
 
 impl Sampler {
     /// Prepares to sample `process` through its attached `interpreter`.
-    pub fn new(process: Process, interpreter: Interpreter, options: SamplerOptions) -> Sampler {
+    pub fn new(process: Process, mut interpreter: Interpreter, options: SamplerOptions) -> Sampler {
+        if !options.full_filenames {
+            interpreter.shorten_file_names(process.pid());
+        }
         Sampler {
             interpreter,
             options,
-            short_names: HashMap::new(),
             pthread_tid_offset: None,
             thread_names: ThreadNames::default(),
             thread_states: ThreadStates::new(process.pid()),
+            recall: Recall::default(),
             process,
         }
     }
@@ -268,31 +291,11 @@ impl Sampler {
 
     /// Takes one sample now. Idle threads are left out unless the options keep them.
     pub fn sample(&mut self) -> Result<Sample> {
-        let mut os_threads = self.thread_states.read(&self.process)?;
-        // Only running threads are paused; see `Process::pause`. A thread that was asleep a
-        // moment ago may wake while we read it, though, and then what we read can be torn. A
-        // sample that fails that way is taken again with every thread paused: only a failure
-        // with the whole process still counts.
-        let running: Vec<u32> = os_threads
-            .iter()
-            .filter(|t| t.running)
-            .map(|t| t.tid)
-            .collect();
-        let (process, interpreter, options) = (&self.process, &mut self.interpreter, &self.options);
-        let stacks = match Self::read_stacks(process, interpreter, options, &running) {
-            Err(e)
-                if !self.options.nonblocking
-                    && running.len() < os_threads.len()
-                    && e.recovery() == Recovery::SkipSample =>
-            {
-                log::debug!("sample taken again with every thread paused, after: {e}");
-                let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
-                Self::read_stacks(process, interpreter, options, &every)?
-            }
-            stacks => stacks?,
+        let (stacks, mut locals, native_ids, mut os_threads) = if self.options.nonblocking {
+            self.read_without_pausing()?
+        } else {
+            self.read_pausing()?
         };
-        let (stacks, mut locals) = stacks;
-        let native_ids = self.native_ids(&stacks, &os_threads);
         // A thread newer than the last listing of the threads: list them again now.
         let known: Vec<u32> = native_ids.iter().flatten().copied().collect();
         if let Some(fresh) = self.thread_states.include(&self.process, &known)? {
@@ -322,12 +325,7 @@ impl Sampler {
             {
                 continue;
             }
-            let mut frames = stack.frames;
-            if !self.options.full_filenames {
-                for frame in &mut frames {
-                    frame.short_filename = self.short_name(frame);
-                }
-            }
+            let frames = stack.frames;
             threads.push(ThreadSample {
                 thread_id: stack.thread.thread_id,
                 os_thread_id: native,
@@ -345,12 +343,74 @@ impl Sampler {
         })
     }
 
+    /// The pausing mode's reads: the threads' states first, to pause the running ones.
+    fn read_pausing(&mut self) -> Result<Stacks> {
+        let os_threads = self.thread_states.read(&self.process)?;
+        // Only running threads are paused; see `Process::pause`. A thread that was asleep a
+        // moment ago may wake while we read it, though, and then what we read can be torn. A
+        // sample that fails that way is taken again with every thread paused: only a failure
+        // with the whole process still counts.
+        let running: Vec<u32> = os_threads
+            .iter()
+            .filter(|t| t.running)
+            .map(|t| t.tid)
+            .collect();
+        let (process, interpreter, options, recall) = (
+            &self.process,
+            &mut self.interpreter,
+            &self.options,
+            &mut self.recall,
+        );
+        let (stacks, locals) =
+            match Self::read_stacks(process, interpreter, options, recall, &running) {
+                Err(e)
+                    if running.len() < os_threads.len() && e.recovery() == Recovery::SkipSample =>
+                {
+                    log::debug!("sample taken again with every thread paused, after: {e}");
+                    let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
+                    Self::read_stacks(process, interpreter, options, recall, &every)?
+                }
+                stacks => stacks?,
+            };
+        let tids: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
+        let native_ids = self.native_ids(&stacks, &tids);
+        Ok((stacks, locals, native_ids, os_threads))
+    }
+
+    /// The non-blocking mode's reads: the stacks first, then the states of the threads that
+    /// do not hold the GIL (the holder is running, whatever its state file says).
+    fn read_without_pausing(&mut self) -> Result<Stacks> {
+        let (stacks, locals) = Self::read_stacks(
+            &self.process,
+            &mut self.interpreter,
+            &self.options,
+            &mut self.recall,
+            &[],
+        )?;
+        let tids = self.thread_states.tids(&self.process)?;
+        let native_ids = self.native_ids(&stacks, &tids);
+        let skip: Vec<u32> = if self.options.include_idle && !self.options.activity {
+            tids
+        } else {
+            stacks
+                .iter()
+                .zip(&native_ids)
+                .filter(|(stack, _)| stack.holds_gil)
+                .filter_map(|(_, tid)| *tid)
+                .collect()
+        };
+        let os_threads = self.thread_states.read_skipping(&self.process, &skip)?;
+        Ok((stacks, locals, native_ids, os_threads))
+    }
+
     /// Reads every thread's stack (and locals when asked) with the threads `pause` paused, or
-    /// without pausing anything in `--nonblocking` mode.
+    /// without pausing anything in `--nonblocking` mode. What the last sample read is read
+    /// again in one batch first (see [`Recall`]).
     fn read_stacks(
         process: &Process,
         interpreter: &mut Interpreter,
         options: &SamplerOptions,
+        recall: &mut Recall,
         pause: &[u32],
     ) -> Result<StacksAndLocals> {
         let _pause = if options.nonblocking {
@@ -358,6 +418,19 @@ impl Sampler {
         } else {
             Some(process.pause(pause)?)
         };
+        recall.refresh(process);
+        let read = Self::read_recalled(&recall.reader(process), interpreter, options);
+        recall.settle();
+        read
+        // The pause guard drops here: the target runs again before we do anything else.
+    }
+
+    /// [`Sampler::read_stacks`] once the target is paused.
+    fn read_recalled(
+        process: &dyn ReadMemory,
+        interpreter: &mut Interpreter,
+        options: &SamplerOptions,
+    ) -> Result<StacksAndLocals> {
         let stacks = interpreter.stacks(process, options.max_depth)?;
         // Locals are read while the target is still paused, so they match the stacks.
         let locals = if options.locals {
@@ -382,7 +455,6 @@ impl Sampler {
             vec![Vec::new(); stacks.len()]
         };
         Ok((stacks, locals))
-        // The pause guard drops here: the target runs again before we do anything else.
     }
 
     /// Gives the process back (a process tree keeps its root's handle when the root `exec`s).
@@ -392,56 +464,20 @@ impl Sampler {
 
     /// Every thread's kernel id: recorded by the interpreter (3.11+), or read from glibc's
     /// `struct pthread` at the offset found on first use (see [`crate::process::pthread`]).
-    fn native_ids(&mut self, stacks: &[ThreadStack], os_threads: &[OsThread]) -> Vec<Option<u32>> {
+    fn native_ids(&mut self, stacks: &[ThreadStack], tids: &[u32]) -> Vec<Option<u32>> {
         if stacks.iter().all(|s| s.thread.native_thread_id.is_some()) {
             return stacks.iter().map(|s| s.thread.native_thread_id).collect();
         }
         let pthreads: Vec<u64> = stacks.iter().map(|s| s.thread.thread_id).collect();
         if self.pthread_tid_offset.is_none() {
-            let tids: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
             self.pthread_tid_offset =
-                pthread::tid_offset(&self.process, &pthreads, self.process.pid(), &tids);
+                pthread::tid_offset(&self.process, &pthreads, self.process.pid(), tids);
         }
         match self.pthread_tid_offset {
             Some(offset) => pthread::tids(&self.process, offset, &pthreads),
             None => vec![None; stacks.len()],
         }
     }
-
-    fn short_name(&mut self, frame: &Frame) -> Option<Arc<str>> {
-        let pid = self.process.pid();
-        self.short_names
-            .entry(frame.filename.clone())
-            .or_insert_with(|| {
-                shorten_filename(&frame.filename, |dir| {
-                    let inside = format!("/proc/{pid}/root{dir}/__init__.py");
-                    Path::new(&inside).exists() || Path::new(dir).join("__init__.py").exists()
-                })
-                .map(Arc::from)
-            })
-            .clone()
-    }
-}
-
-/// The package-relative form of a file name: leading folders are dropped up to the outermost
-/// folder that is a package (holds `__init__.py`), so `/usr/lib/python3.12/json/decoder.py`
-/// becomes `json/decoder.py` and `/home/me/app.py` becomes `app.py`. Names that are not
-/// absolute paths (`<string>`, `<frozen …>`) are kept.
-pub fn shorten_filename(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
-    if !filename.starts_with('/') {
-        return None;
-    }
-    let path = Path::new(filename);
-    let mut root = path.parent()?;
-    while let Some(parent) = root.parent() {
-        if !is_package(&root.to_string_lossy()) {
-            break;
-        }
-        root = parent;
-    }
-    path.strip_prefix(root)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
 }
 
 impl Source for Sampler {
@@ -459,6 +495,14 @@ impl Source for Sampler {
     }
 }
 
+/// How often the loop checks, between ticks, that the target is still there.
+const ALIVE_CHECK: Duration = Duration::from_millis(25);
+
+/// Waits shorter than this are not slept: putting the thread to sleep and waking it costs
+/// more than the wait (and the kernel may stretch a short sleep), so the tick comes a moment
+/// early instead.
+const MIN_SLEEP: Duration = Duration::from_micros(50);
+
 /// Waits until `deadline`, in slices of at most 50 ms so that Ctrl-C is noticed quickly even
 /// at low rates and the source's between-ticks work gets its turn.
 fn wait_until<S: Source + ?Sized>(
@@ -469,10 +513,19 @@ fn wait_until<S: Source + ?Sized>(
     loop {
         source.maintain()?;
         let now = Instant::now();
-        if now >= deadline || stop.load(Ordering::Relaxed) {
+        if now + MIN_SLEEP >= deadline || stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Lets this thread's sleeps end within a hundredth of the sampling interval (between 1 and
+/// 50 µs, the kernel's default) so that high rates are kept. Failing to is harmless.
+fn tighten_timer_slack(rate_hz: f64) {
+    if rate_hz.is_finite() && rate_hz > 0.0 {
+        let slack_ns = (1e9 / rate_hz / 100.0).clamp(1_000.0, 50_000.0);
+        let _ = nix::sys::prctl::set_timerslack(slack_ns as libc::c_ulong);
     }
 }
 
@@ -487,6 +540,7 @@ mod tests {
             duration: None,
             nonblocking: false,
             include_idle: true,
+            activity: true,
             gil_only: false,
             full_filenames: false,
             max_depth: 128,
@@ -542,24 +596,5 @@ mod tests {
         let (_, stats) = run_script(vec![ok(), torn(), ok(), torn(), torn()]);
         assert_eq!((stats.samples, stats.errors), (2, 2));
         assert!(stats.last_error.unwrap().contains("torn"));
-    }
-
-    #[test]
-    fn filenames_shorten_to_the_package() {
-        let packages = ["/usr/lib/python3.12/json", "/site/pkg", "/site/pkg/sub"];
-        let is_pkg = |d: &str| packages.contains(&d);
-        let short = |f: &str| shorten_filename(f, is_pkg);
-        assert_eq!(
-            short("/usr/lib/python3.12/json/decoder.py").unwrap(),
-            "json/decoder.py"
-        );
-        assert_eq!(
-            short("/usr/lib/python3.12/threading.py").unwrap(),
-            "threading.py"
-        );
-        assert_eq!(short("/site/pkg/sub/mod.py").unwrap(), "pkg/sub/mod.py");
-        assert_eq!(short("/home/me/app.py").unwrap(), "app.py");
-        assert_eq!(short("<frozen importlib._bootstrap>"), None);
-        assert_eq!(short("<string>"), None);
     }
 }

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use sampler::process::recall::Recall;
 use sampler::process::snapshot::{Recorder, Snapshot};
 use sampler::process::{Process, ReadMemory, RemoteAddr};
 use sampler::python::frames::MAX_DEPTH;
@@ -153,6 +154,56 @@ fn walk_cold(
 ) -> sampler::error::Result<Vec<Vec<String>>> {
     let mut interp = Interpreter::from_memory(mem, version, runtime)?;
     Ok(describe(&interp.stacks(mem, MAX_DEPTH)?))
+}
+
+/// Walks `walks` times with one interpreter view, reading through a [`Recall`] as the
+/// sampler does; the last walk's stacks.
+fn walk_batched(
+    mem: &dyn ReadMemory,
+    version: PyVersion,
+    runtime: RemoteAddr,
+    walks: usize,
+) -> sampler::error::Result<Vec<Vec<String>>> {
+    let mut interp = Interpreter::from_memory(mem, version, runtime)?;
+    let mut recall = Recall::default();
+    let mut last = Vec::new();
+    for _ in 0..walks {
+        recall.refresh(mem);
+        let stacks = interp.stacks(&recall.reader(mem), MAX_DEPTH);
+        recall.settle();
+        last = describe(&stacks?);
+    }
+    Ok(last)
+}
+
+#[test]
+fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
+    for fixture in fixtures() {
+        let mem = sampler::process::CountingReader::new(&fixture.snapshot);
+        let stacks = walk_batched(&mem, fixture.version, fixture.runtime, 2).unwrap();
+        assert_eq!(stacks, fixture.expected, "{}", fixture.name);
+        // Once the batch knows the walk, a walk is the batch alone.
+        let before = mem.reads();
+        let mut interp = Interpreter::from_memory(&mem, fixture.version, fixture.runtime).unwrap();
+        let mut recall = Recall::default();
+        for _ in 0..2 {
+            recall.refresh(&mem);
+            interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap();
+            recall.settle();
+        }
+        let warm = mem.reads();
+        recall.refresh(&mem);
+        let again = describe(&interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap());
+        recall.settle();
+        assert_eq!(again, fixture.expected, "{}", fixture.name);
+        assert_eq!(
+            mem.reads() - warm,
+            1,
+            "{}: reads of a warm batched walk",
+            fixture.name
+        );
+        assert!(warm > before);
+    }
 }
 
 #[test]
@@ -487,6 +538,10 @@ fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
         .expect("the intact snapshot walks");
     warm.stacks(clean, MAX_DEPTH)
         .expect("the intact snapshot walks");
+    // And a view reading through a batch planned from the previous walk, as the sampler does.
+    let mut batched = Interpreter::from_memory(clean, fixture.version, fixture.runtime)
+        .expect("the intact snapshot walks");
+    let mut recall = Recall::default();
     let mut all: Vec<Vec<(u64, u8)>> = (0..MUTATIONS)
         .map(|_| mutations(&mut rng, &fixture.regions, total))
         .collect();
@@ -510,10 +565,20 @@ fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
             guarded(|| format!("{:?}", walk_cold(&mem, fixture.version, fixture.runtime)))
         });
         let warm = guarded(|| format!("{:?}", warm.stacks(&mem, MAX_DEPTH).map(|s| describe(&s))));
+        let through_batch = guarded(|| {
+            recall.refresh(&mem);
+            let stacks = batched.stacks(&recall.reader(&mem), MAX_DEPTH);
+            recall.settle();
+            format!("{:?}", stacks.map(|s| describe(&s)))
+        });
         if only.is_some() && selected {
-            eprintln!("cold walk: {cold:?}\nwarm walk: {warm:?}");
+            eprintln!("cold walk: {cold:?}\nwarm walk: {warm:?}\nbatched walk: {through_batch:?}");
         }
-        for (kind, result) in [("cold", cold), ("warm", Some(warm))] {
+        for (kind, result) in [
+            ("cold", cold),
+            ("warm", Some(warm)),
+            ("batched", Some(through_batch)),
+        ] {
             if let Some(Err(what)) = result {
                 writeln!(out, "failure {iteration} {shown}: {kind} walk {what}").unwrap();
             }
@@ -699,8 +764,15 @@ fn record(py: &Python, script: &str, args: &[&str], name: &str) {
     let recorder = Recorder::new(&process);
     let stacks = {
         let _paused = process.pause_all().unwrap();
-        walk_cold(&recorder, version, runtime)
-            .unwrap_or_else(|e| panic!("{}: walk of {script} failed: {e}", py.label))
+        let stacks = walk_cold(&recorder, version, runtime)
+            .unwrap_or_else(|e| panic!("{}: walk of {script} failed: {e}", py.label));
+        // The sampler reads through a batch of the last sample's reads, whose spans join
+        // nearby regions (`process::recall`): walking that way too records the spans, so a
+        // replay through a batch reads what a live target would give it.
+        let batched = walk_batched(&recorder, version, runtime, 3)
+            .unwrap_or_else(|e| panic!("{}: batched walk of {script} failed: {e}", py.label));
+        assert_eq!(batched, stacks, "{}: batched walk differs", py.label);
+        stacks
     };
     drop(target);
     check_known_stacks(py, script, args, &stacks);

@@ -1,0 +1,301 @@
+//! Reads served from one batch. A steady program's samples read the same places again and
+//! again: the runtime's list heads, each thread state, the current data-stack chunk, the code
+//! objects on the stack. [`Recall`] remembers where the last sample read and, when the next one
+//! starts, reads all of it again in one scattered `process_vm_readv`; the sample's reads are
+//! then served from those fresh copies, and only what the last sample did not read costs a
+//! system call of its own.
+//!
+//! The copies are as fresh as separate reads would be (the batch is taken when the sample
+//! starts, after the target is paused in the pausing mode) and more coherent (one call rather
+//! than a dozen spread over the walk). They stop being served when the sample ends, so nothing
+//! read for one sample is ever served to the next.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+
+use rustc_hash::FxHashMap;
+
+use crate::error::Result;
+use crate::process::{ReadMemory, ReadRequest, RemoteAddr};
+
+/// Most regions read in one batch.
+const MAX_REGIONS: usize = 8192;
+/// Most bytes read in one batch.
+const MAX_BYTES: u64 = 8 << 20;
+/// Regions this close are read as one span.
+const MERGE_GAP: u64 = 1024;
+/// The longest span regions are merged into.
+const MAX_SPAN: u64 = 1 << 20;
+
+/// The regions the last sample read, and this sample's copies of them.
+#[derive(Debug, Default)]
+pub struct Recall {
+    /// Regions read since the last [`Recall::refresh`], in order: the next batch.
+    wanted: RefCell<Vec<(u64, usize)>>,
+    /// The regions (in the order they were read) that `batch` and `index` were planned for.
+    planned: Vec<(u64, usize)>,
+    /// The spans read in one batch, with this sample's copies.
+    batch: Vec<ReadRequest>,
+    /// A region's start address → (index in `batch`, offset in its buffer).
+    index: FxHashMap<u64, (usize, usize)>,
+    /// True while the copies are this sample's (between `refresh` and `settle`).
+    live: bool,
+    hits: Cell<u64>,
+    misses: Cell<u64>,
+}
+
+impl Recall {
+    /// Reads every region the last sample read, in one batch, and forgets the list: the
+    /// sample about to start records its own.
+    pub fn refresh(&mut self, mem: &dyn ReadMemory) {
+        let wanted = self.wanted.get_mut();
+        // A steady program reads the same regions in the same order sample after sample:
+        // the plan (spans, buffers, index) is then used again as it is.
+        if *wanted != self.planned {
+            std::mem::swap(wanted, &mut self.planned);
+            self.plan();
+        }
+        self.wanted.get_mut().clear();
+        if !self.batch.is_empty() {
+            mem.read_many(&mut self.batch);
+        }
+        self.live = true;
+    }
+
+    /// Plans the batch for the regions of `planned`: regions close to each other are read
+    /// as one span, so the kernel has fewer pieces to look up and pin. A gap shorter than a
+    /// page lies in pages that hold the end of one readable region or the start of the next,
+    /// so it is readable too.
+    fn plan(&mut self) {
+        let mut regions = self.planned.clone();
+        regions.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        let mut bytes = 0u64;
+        for &(addr, len) in &regions {
+            let end = addr.saturating_add(len as u64);
+            match spans.last_mut() {
+                Some((start, span_end))
+                    if addr <= span_end.saturating_add(MERGE_GAP)
+                        && end.max(*span_end) - *start <= MAX_SPAN =>
+                {
+                    bytes += end.saturating_sub(*span_end);
+                    *span_end = (*span_end).max(end);
+                }
+                _ => {
+                    if spans.len() == MAX_REGIONS || bytes + len as u64 > MAX_BYTES {
+                        break;
+                    }
+                    bytes += len as u64;
+                    spans.push((addr, end));
+                }
+            }
+        }
+        self.batch = spans
+            .iter()
+            .map(|&(start, end)| ReadRequest::new(RemoteAddr(start), (end - start) as usize))
+            .collect();
+        self.index.clear();
+        let mut span = 0;
+        for &(addr, _) in &regions {
+            while span < spans.len() && spans[span].1 <= addr {
+                span += 1;
+            }
+            match spans.get(span) {
+                Some(&(start, _)) if start <= addr => {
+                    self.index.insert(addr, (span, (addr - start) as usize));
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    /// Stops serving this sample's copies (what is recorded for the next batch stays).
+    pub fn settle(&mut self) {
+        self.live = false;
+    }
+
+    /// A reader that serves reads from this sample's copies where it can and from `mem`
+    /// otherwise, and records every read for the next batch.
+    pub fn reader<'a>(&'a self, mem: &'a dyn ReadMemory) -> Recalled<'a> {
+        Recalled { recall: self, mem }
+    }
+
+    /// Reads served from the copies so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.get()
+    }
+
+    /// Reads that needed a system call of their own so far.
+    pub fn misses(&self) -> u64 {
+        self.misses.get()
+    }
+
+    /// The copy of `len` bytes at `addr`, when this sample's batch has one.
+    fn copy(&self, addr: RemoteAddr, len: usize) -> Option<&[u8]> {
+        if !self.live {
+            return None;
+        }
+        let (span, at) = *self.index.get(&addr.0)?;
+        let span = &self.batch[span];
+        span.ok.then_some(())?;
+        span.buf.get(at..at.checked_add(len)?)
+    }
+
+    fn note(&self, addr: RemoteAddr, len: usize, hit: bool) {
+        self.wanted.borrow_mut().push((addr.0, len));
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.set(counter.get() + 1);
+    }
+}
+
+/// [`Recall::reader`]: reads through a [`Recall`].
+pub struct Recalled<'a> {
+    recall: &'a Recall,
+    mem: &'a dyn ReadMemory,
+}
+
+impl ReadMemory for Recalled<'_> {
+    fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
+        if let Some(copy) = self.recall.copy(addr, buf.len()) {
+            buf.copy_from_slice(copy);
+            self.recall.note(addr, buf.len(), true);
+            return Ok(());
+        }
+        self.recall.note(addr, buf.len(), false);
+        self.mem.read(addr, buf)
+    }
+
+    fn read_cow(&self, addr: RemoteAddr, len: usize) -> Result<Cow<'_, [u8]>> {
+        if let Some(copy) = self.recall.copy(addr, len) {
+            self.recall.note(addr, len, true);
+            return Ok(Cow::Borrowed(copy));
+        }
+        self.recall.note(addr, len, false);
+        self.mem.read_vec(addr, len).map(Cow::Owned)
+    }
+
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        let mut missed = Vec::new();
+        for (i, r) in requests.iter_mut().enumerate() {
+            if let Some(copy) = self.recall.copy(r.addr, r.buf.len()) {
+                r.buf.copy_from_slice(copy);
+                r.ok = true;
+                self.recall.note(r.addr, r.buf.len(), true);
+            } else {
+                self.recall.note(r.addr, r.buf.len(), false);
+                missed.push(i);
+            }
+        }
+        if missed.is_empty() {
+            return;
+        }
+        // The misses in one batch of their own.
+        let mut batch: Vec<ReadRequest> = missed
+            .iter()
+            .map(|&i| ReadRequest {
+                addr: requests[i].addr,
+                buf: std::mem::take(&mut requests[i].buf),
+                ok: false,
+            })
+            .collect();
+        self.mem.read_many(&mut batch);
+        for (&i, r) in missed.iter().zip(batch) {
+            requests[i].buf = r.buf;
+            requests[i].ok = r.ok;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::snapshot::Snapshot;
+    use crate::process::CountingReader;
+    use std::collections::BTreeMap;
+
+    fn memory() -> CountingReader<Snapshot> {
+        let mut pieces = BTreeMap::new();
+        pieces.insert(0x1000, (0..=255u8).collect::<Vec<_>>());
+        pieces.insert(0x9000, vec![7u8; 64]);
+        CountingReader::new(Snapshot::from_pieces(serde_json::Value::Null, pieces))
+    }
+
+    #[test]
+    fn the_next_sample_is_served_from_one_batch() {
+        let mem = memory();
+        let mut recall = Recall::default();
+        recall.refresh(&mem);
+        assert_eq!(mem.reads(), 0, "nothing recorded yet: no batch");
+        {
+            let r = recall.reader(&mem);
+            assert_eq!(r.read_u64(RemoteAddr(0x1000)).unwrap(), 0x0706050403020100);
+            assert_eq!(r.read_vec(RemoteAddr(0x9000), 16).unwrap(), vec![7; 16]);
+            assert!(r.read_u64(RemoteAddr(0x5000)).is_err());
+        }
+        assert_eq!(mem.reads(), 3);
+        recall.refresh(&mem);
+        assert_eq!(mem.reads(), 4, "one batch for the three regions");
+        {
+            let r = recall.reader(&mem);
+            // Same start, same or shorter length: served from the copies.
+            assert_eq!(r.read_u32(RemoteAddr(0x1000)).unwrap(), 0x03020100);
+            assert_eq!(r.read_vec(RemoteAddr(0x9000), 16).unwrap(), vec![7; 16]);
+            assert_eq!(mem.reads(), 4);
+            // Longer than the copy, or elsewhere: a read of its own.
+            assert_eq!(r.read_vec(RemoteAddr(0x9000), 32).unwrap(), vec![7; 32]);
+            assert_eq!(r.read_u64(RemoteAddr(0x1008)).unwrap(), 0x0f0e0d0c0b0a0908);
+            assert_eq!(mem.reads(), 6);
+            // The failed region failed in the batch too, and fails again.
+            assert!(r.read_u64(RemoteAddr(0x5000)).is_err());
+        }
+        assert_eq!(recall.hits(), 2);
+        assert_eq!(recall.misses(), 6);
+        recall.settle();
+        // Settled: nothing is served any more, but the regions stay wanted.
+        assert!(recall.copy(RemoteAddr(0x1000), 4).is_none());
+        recall.refresh(&mem);
+        // The batch covers what the last sample read; the regions at 0x1000 and 0x1008 are
+        // one span, and the failed one is not served.
+        assert_eq!(recall.batch.len(), 3);
+        assert!(recall.copy(RemoteAddr(0x1000), 16).is_some());
+        assert!(recall.copy(RemoteAddr(0x1000), 17).is_none());
+        assert!(recall.copy(RemoteAddr(0x1008), 8).is_some());
+        assert!(recall.copy(RemoteAddr(0x9000), 32).is_some());
+        assert!(recall.copy(RemoteAddr(0x5000), 8).is_none());
+    }
+
+    #[test]
+    fn batched_reads_mix_copies_and_fresh_reads() {
+        let mem = memory();
+        let mut recall = Recall::default();
+        recall.reader(&mem).read_u64(RemoteAddr(0x1000)).unwrap();
+        recall.refresh(&mem);
+        let before = mem.reads();
+        let mut requests = vec![
+            ReadRequest::new(RemoteAddr(0x1000), 8),
+            ReadRequest::new(RemoteAddr(0x9000), 8),
+            ReadRequest::new(RemoteAddr(0x5000), 8),
+        ];
+        recall.reader(&mem).read_many(&mut requests);
+        assert_eq!(mem.reads(), before + 1, "the two misses in one batch");
+        assert!(requests[0].ok && requests[1].ok && !requests[2].ok);
+        assert_eq!(requests[0].buf[1], 1);
+        assert_eq!(requests[1].buf, vec![7; 8]);
+    }
+
+    #[test]
+    fn what_the_target_changed_is_seen_at_the_next_refresh() {
+        let mut recall = Recall::default();
+        let old = memory();
+        recall.reader(&old).read_u64(RemoteAddr(0x9000)).unwrap();
+        let mut pieces = BTreeMap::new();
+        pieces.insert(0x9000, vec![9u8; 64]);
+        let new = Snapshot::from_pieces(serde_json::Value::Null, pieces);
+        recall.refresh(&new);
+        assert_eq!(
+            recall.reader(&new).read_vec(RemoteAddr(0x9000), 2).unwrap(),
+            vec![9, 9]
+        );
+    }
+}
