@@ -11,7 +11,8 @@ import subprocess
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLER = os.path.join(REPO, "target", "release", "sampler")
+# The build target is named in .cargo/config.toml (a static build).
+SAMPLER = os.path.join(REPO, "target", "x86_64-unknown-linux-gnu", "release", "sampler")
 SCRIPT = os.path.join(REPO, "tests", "scripts", "chain.py")
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 SID = os.environ.get("SAMPLER_PYTHONS_DIR", os.path.join(REPO, ".cache", "pythons"))

@@ -17,7 +17,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLER = os.path.join(REPO, "target", "release", "sampler")
+# The build target is named in .cargo/config.toml (a static build).
+SAMPLER = os.path.join(REPO, "target", "x86_64-unknown-linux-gnu", "release", "sampler")
 SCRIPT = os.path.join(REPO, "benches", "workloads", "idle_threads.py")
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 PY_SPY = os.path.expanduser("~/.cache/sampler-bench-tools/venv/bin/py-spy")
@@ -57,7 +58,7 @@ def run(python, iters, profiler, workdir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--iters", type=int, default=6000)
     parser.add_argument("--python", default=f"{PYENV}/versions/3.12.1/bin/python3.12")
     parser.add_argument("--py-spy", default=PY_SPY if os.path.exists(PY_SPY) else None)
     args = parser.parse_args()

@@ -6,8 +6,9 @@
 //! 1. [`commands`] wires a user-facing job ([`commands::record`], [`commands::dump`],
 //!    [`commands::top`]) from the plain settings in [`config`], which [`cli`] builds from the
 //!    command line.
-//! 2. [`process`] is the target: attach or launch, read memory ([`process::ReadMemory`]),
-//!    pause and resume, list OS threads. [`binary`] finds the interpreter's ELF file in it.
+//! 2. [`process`] is the target: attach or launch, read memory ([`process::ReadMemory`];
+//!    [`process::recall`] reads what the last sample read in one batch), pause and resume,
+//!    list OS threads. [`binary`] finds the interpreter's ELF file in it.
 //! 3. [`python`] knows CPython: [`python::Interpreter::attach`] picks the
 //!    [`python::layout::Layout`] (offsets from [`python::offsets`] tables and
 //!    [`python::debug_offsets`]), then [`python::Interpreter::stacks`] walks
