@@ -81,9 +81,7 @@ impl Fixture {
         let mut interp = Interpreter::from_memory(&mem, self.version, self.runtime).unwrap();
         let mut recall = Recall::default();
         let mut walk = |recall: &mut Recall| {
-            recall.refresh(&mem);
-            interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap();
-            recall.settle();
+            recall.read_through(&mem, |mem| interp.stacks(mem, MAX_DEPTH).unwrap());
         };
         walk(&mut recall);
         walk(&mut recall);
@@ -136,11 +134,9 @@ fn walks(c: &mut Criterion) {
         let mut recall = Recall::default();
         group.bench_function(format!("warm-batched/{name}"), |b| {
             b.iter(|| {
-                let mem = black_box(&fixture.snapshot);
-                recall.refresh(mem);
-                let stacks = interp.stacks(&recall.reader(mem), MAX_DEPTH).unwrap();
-                recall.settle();
-                stacks
+                recall.read_through(black_box(&fixture.snapshot), |mem| {
+                    interp.stacks(mem, MAX_DEPTH).unwrap()
+                })
             })
         });
     }

@@ -83,18 +83,23 @@ impl ThreadStates {
     /// Every known thread with its state now, sorted by id. Fails only when the process is
     /// gone (or its threads cannot be listed at all).
     pub fn read(&mut self, process: &Process) -> Result<Vec<OsThread>> {
-        self.read_skipping(process, &[])
+        self.read_skipping(process, |_| false)
     }
 
-    /// [`ThreadStates::read`], except that the threads `skip` are not read: they are reported
-    /// running (a thread known to hold the GIL is, whatever its state file says).
-    pub fn read_skipping(&mut self, process: &Process, skip: &[u32]) -> Result<Vec<OsThread>> {
+    /// [`ThreadStates::read`], except that the threads for which `skip` holds are not read:
+    /// they are reported running (a thread known to hold the GIL is, whatever its state file
+    /// says).
+    pub fn read_skipping(
+        &mut self,
+        process: &Process,
+        skip: impl Fn(u32) -> bool,
+    ) -> Result<Vec<OsThread>> {
         let due = self.list_if_due(process)?;
-        let threads = self.read_open(skip);
+        let threads = self.read_open(&skip);
         if threads.is_empty() && !due {
             // Every thread gone: a fresh listing tells whether the process is.
             self.list(process)?;
-            return Ok(self.read_open(skip));
+            return Ok(self.read_open(&skip));
         }
         Ok(threads)
     }
@@ -126,7 +131,7 @@ impl ThreadStates {
             return Ok(None);
         }
         self.list(process)?;
-        let threads = self.read_open(&[]);
+        let threads = self.read_open(&|_| false);
         self.absent = tids
             .iter()
             .copied()
@@ -135,14 +140,14 @@ impl ThreadStates {
         Ok(Some(threads))
     }
 
-    /// Reads every open stat file once, except those of `skip` (reported running); threads
-    /// that exited drop out.
-    fn read_open(&mut self, skip: &[u32]) -> Vec<OsThread> {
+    /// Reads every open stat file once, except those of the threads `skip` picks (reported
+    /// running); threads that exited drop out.
+    fn read_open(&mut self, skip: &dyn Fn(u32) -> bool) -> Vec<OsThread> {
         use std::os::unix::fs::FileExt;
         let mut threads = Vec::with_capacity(self.files.len());
         let buf = &mut self.buf;
         self.files.retain(|(tid, file)| {
-            if skip.contains(tid) {
+            if skip(*tid) {
                 threads.push(OsThread {
                     tid: *tid,
                     running: true,

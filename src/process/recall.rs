@@ -45,9 +45,24 @@ pub struct Recall {
 }
 
 impl Recall {
+    /// Runs one sample's reads, `walk`, through this recall: the regions the last sample read
+    /// are read again in one batch first, `walk` reads from those copies where it can (and
+    /// records every read for the next batch), and the copies stop being served when it
+    /// returns.
+    pub fn read_through<R>(
+        &mut self,
+        mem: &dyn ReadMemory,
+        walk: impl FnOnce(&dyn ReadMemory) -> R,
+    ) -> R {
+        self.refresh(mem);
+        let result = walk(&self.reader(mem));
+        self.settle();
+        result
+    }
+
     /// Reads every region the last sample read, in one batch, and forgets the list: the
     /// sample about to start records its own.
-    pub fn refresh(&mut self, mem: &dyn ReadMemory) {
+    fn refresh(&mut self, mem: &dyn ReadMemory) {
         let wanted = self.wanted.get_mut();
         // A steady program reads the same regions in the same order sample after sample:
         // the plan (spans, buffers, index) is then used again as it is.
@@ -111,13 +126,13 @@ impl Recall {
     }
 
     /// Stops serving this sample's copies (what is recorded for the next batch stays).
-    pub fn settle(&mut self) {
+    fn settle(&mut self) {
         self.live = false;
     }
 
     /// A reader that serves reads from this sample's copies where it can and from `mem`
     /// otherwise, and records every read for the next batch.
-    pub fn reader<'a>(&'a self, mem: &'a dyn ReadMemory) -> Recalled<'a> {
+    fn reader<'a>(&'a self, mem: &'a dyn ReadMemory) -> Recalled<'a> {
         Recalled { recall: self, mem }
     }
 
@@ -138,7 +153,9 @@ impl Recall {
         }
         let (span, at) = *self.index.get(&addr.0)?;
         let span = &self.batch[span];
-        span.ok.then_some(())?;
+        if !span.ok {
+            return None;
+        }
         span.buf.get(at..at.checked_add(len)?)
     }
 
@@ -149,7 +166,7 @@ impl Recall {
     }
 }
 
-/// [`Recall::reader`]: reads through a [`Recall`].
+/// What [`Recall::read_through`] hands its walk: reads through a [`Recall`].
 pub struct Recalled<'a> {
     recall: &'a Recall,
     mem: &'a dyn ReadMemory,

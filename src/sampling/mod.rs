@@ -389,17 +389,16 @@ impl Sampler {
         )?;
         let tids = self.thread_states.tids(&self.process)?;
         let native_ids = self.native_ids(&stacks, &tids);
-        let skip: Vec<u32> = if self.options.include_idle && !self.options.activity {
-            tids
-        } else {
-            stacks
-                .iter()
-                .zip(&native_ids)
-                .filter(|(stack, _)| stack.holds_gil)
-                .filter_map(|(_, tid)| *tid)
-                .collect()
-        };
-        let os_threads = self.thread_states.read_skipping(&self.process, &skip)?;
+        let read_none = self.options.include_idle && !self.options.activity;
+        let holders: Vec<u32> = stacks
+            .iter()
+            .zip(&native_ids)
+            .filter(|(stack, _)| stack.holds_gil)
+            .filter_map(|(_, tid)| *tid)
+            .collect();
+        let os_threads = self
+            .thread_states
+            .read_skipping(&self.process, |tid| read_none || holders.contains(&tid))?;
         Ok((stacks, locals, native_ids, os_threads))
     }
 
@@ -418,10 +417,9 @@ impl Sampler {
         } else {
             Some(process.pause(pause)?)
         };
-        recall.refresh(process);
-        let read = Self::read_recalled(&recall.reader(process), interpreter, options);
-        recall.settle();
-        read
+        recall.read_through(process, |mem| {
+            Self::read_recalled(mem, interpreter, options)
+        })
         // The pause guard drops here: the target runs again before we do anything else.
     }
 

@@ -168,9 +168,7 @@ fn walk_batched(
     let mut recall = Recall::default();
     let mut last = Vec::new();
     for _ in 0..walks {
-        recall.refresh(mem);
-        let stacks = interp.stacks(&recall.reader(mem), MAX_DEPTH);
-        recall.settle();
+        let stacks = recall.read_through(mem, |mem| interp.stacks(mem, MAX_DEPTH));
         last = describe(&stacks?);
     }
     Ok(last)
@@ -186,15 +184,14 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
         let before = mem.reads();
         let mut interp = Interpreter::from_memory(&mem, fixture.version, fixture.runtime).unwrap();
         let mut recall = Recall::default();
-        for _ in 0..2 {
-            recall.refresh(&mem);
-            interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap();
-            recall.settle();
-        }
+        let mut walk = || {
+            let stacks = recall.read_through(&mem, |mem| interp.stacks(mem, MAX_DEPTH));
+            describe(&stacks.unwrap())
+        };
+        walk();
+        walk();
         let warm = mem.reads();
-        recall.refresh(&mem);
-        let again = describe(&interp.stacks(&recall.reader(&mem), MAX_DEPTH).unwrap());
-        recall.settle();
+        let again = walk();
         assert_eq!(again, fixture.expected, "{}", fixture.name);
         assert_eq!(
             mem.reads() - warm,
@@ -566,9 +563,7 @@ fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
         });
         let warm = guarded(|| format!("{:?}", warm.stacks(&mem, MAX_DEPTH).map(|s| describe(&s))));
         let through_batch = guarded(|| {
-            recall.refresh(&mem);
-            let stacks = batched.stacks(&recall.reader(&mem), MAX_DEPTH);
-            recall.settle();
+            let stacks = recall.read_through(&mem, |mem| batched.stacks(mem, MAX_DEPTH));
             format!("{:?}", stacks.map(|s| describe(&s)))
         });
         if only.is_some() && selected {
