@@ -41,12 +41,16 @@ struct RecordArgs {
     /// Stop after this many seconds (default: when the target exits or on Ctrl-C).
     #[arg(short, long, value_parser = parse_seconds)]
     duration: Option<Duration>,
-    /// The output file (default: program name and time, with the format's extension).
+    /// The output file (default: program name and time, with the format's extension); `-`
+    /// writes to standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// The output format.
     #[arg(short, long, value_enum, default_value_t = CliFormat::Flamegraph)]
     format: CliFormat,
+    /// Rows of the `summary` table.
+    #[arg(long, default_value_t = crate::output::DEFAULT_TOP as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
     /// Leave line numbers out: one entry per function and file.
     #[arg(long, conflicts_with = "function")]
     nolineno: bool,
@@ -143,6 +147,30 @@ enum CliFormat {
     Flamegraph,
     /// Collapsed stacks, one `a;b;c count` line per distinct stack.
     Raw,
+    /// speedscope's JSON format (one profile per thread).
+    Speedscope,
+    /// Chrome's Trace Event Format: a timeline per thread (Perfetto, chrome://tracing).
+    Chrometrace,
+    /// pprof's gzipped profile.proto (go tool pprof, Pyroscope, Parca, Grafana).
+    Pprof,
+    /// cProfile's statistics file (python -m pstats, SnakeViz, gprof2dot).
+    Pstats,
+    /// A plain-text table of the busiest functions.
+    Summary,
+}
+
+impl CliFormat {
+    fn format(self) -> Format {
+        match self {
+            CliFormat::Flamegraph => Format::Flamegraph,
+            CliFormat::Raw => Format::Raw,
+            CliFormat::Speedscope => Format::Speedscope,
+            CliFormat::Chrometrace => Format::Chrometrace,
+            CliFormat::Pprof => Format::Pprof,
+            CliFormat::Pstats => Format::Pstats,
+            CliFormat::Summary => Format::Summary,
+        }
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -178,10 +206,8 @@ impl Cli {
                 sampling: a.sampling.config(),
                 duration: a.duration,
                 output: a.output,
-                format: match a.format {
-                    CliFormat::Flamegraph => Format::Flamegraph,
-                    CliFormat::Raw => Format::Raw,
-                },
+                format: a.format.format(),
+                top: a.top as usize,
                 style: if a.nolineno {
                     FrameStyle::NoLine
                 } else if a.function {

@@ -65,6 +65,8 @@ pub struct RecordConfig {
     pub output: Option<PathBuf>,
     /// The output format.
     pub format: Format,
+    /// Rows of the `summary` table.
+    pub top: usize,
     /// How frames are written.
     pub style: FrameStyle,
     /// Root each stack at its thread.

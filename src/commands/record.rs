@@ -1,13 +1,14 @@
 //! `sampler record`: sample at a fixed rate, aggregate, write a profile.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{RecordConfig, Target};
-use crate::output::{write_atomically, StackCounts};
+use crate::output::{write_atomically, Profile, Recording};
 use crate::process::Process;
 use crate::python::Interpreter;
 use crate::sampling::tree::ProcessTree;
@@ -16,7 +17,8 @@ use crate::ui::progress::Progress;
 
 /// Runs `record`. Ctrl-C (or `stop` being set) ends sampling and still writes the profile.
 pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    if let Some(path) = &config.output {
+    let to_stdout = config.output.as_deref() == Some(Path::new("-"));
+    if let Some(path) = config.output.as_ref().filter(|_| !to_stdout) {
         // Find out now, not after a long recording, that the file cannot be written.
         check_writable(path)?;
     }
@@ -38,7 +40,11 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         )
     });
     let mut source = source(config, process, interpreter);
-    let mut counts = StackCounts::new(config.style).with_thread_roots(config.threads);
+    let mut profile = Profile::new(config.style)
+        .with_thread_roots(config.threads)
+        .with_timeline(config.format.needs_timeline());
+    let started = SystemTime::now();
+    let start = Instant::now();
     let progress = Progress::new();
     let mut said_behind = false;
     let mut any_sample = false;
@@ -46,7 +52,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         &stop,
         &mut |sample| {
             any_sample = true;
-            counts.add_sample(sample)
+            profile.add_sample(sample, start.elapsed())
         },
         &mut |stats| {
             progress.update(stats);
@@ -74,12 +80,34 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
     };
 
-    write_atomically(&output, |w| config.format.write(&counts, &title, w))?;
+    let recording = Recording {
+        title: title.clone(),
+        rate_hz: config.sampling.rate_hz,
+        ticks: stats.ticks,
+        errors: stats.errors,
+        duration: stats.elapsed,
+        started,
+        idle_included: config.sampling.include_idle,
+        top: config.top,
+    };
+    let write = |w: &mut dyn Write| config.format.write(&profile, &recording, w);
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        write(&mut out)?;
+        out.flush()
+            .map_err(|e| crate::error::Error::io("writing to standard output", e))?;
+    } else {
+        write_atomically(&output, write)?;
+    }
 
     let mut summary = format!(
         "sampler: wrote {} to {}: {} samples, {} errors, {:.1} s",
         config.format.name(),
-        output.display(),
+        if to_stdout {
+            "standard output".to_string()
+        } else {
+            output.display().to_string()
+        },
         stats.samples,
         stats.errors,
         stats.elapsed.as_secs_f64()
@@ -97,7 +125,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
              and its descendants)",
             source.target().pid()
         );
-    } else if counts.is_empty() {
+    } else if profile.is_empty() {
         eprintln!(
             "sampler: no Python stacks were recorded{}",
             if config.sampling.include_idle {

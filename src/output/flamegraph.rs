@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use crate::error::{Error, Result};
-use crate::output::StackCounts;
+use crate::output::{collapsed, Profile};
 
 /// Writes an SVG flame graph titled `title`.
-pub fn write(counts: &StackCounts, title: &str, out: &mut dyn Write) -> Result<()> {
-    let lines = counts.lines();
+pub fn write(profile: &Profile, title: &str, out: &mut dyn Write) -> Result<()> {
+    let lines = collapsed::lines(profile);
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
     options.count_name = "samples".to_string();

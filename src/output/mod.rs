@@ -1,18 +1,29 @@
-//! Output formats. Every format is fed the same aggregated [`collapsed::StackCounts`]; the
-//! [`Format`] enum owns each format's name and file extension. Files are written atomically
-//! (a temporary file in the same folder, renamed into place). [`functions::FunctionStats`] is
-//! the other aggregate: own and total counts per function, for `top`'s table.
+//! Output formats. Every format is written from the same aggregate, a [`Profile`] (stacks per
+//! thread with counts, and optionally when each thread's stack changed), plus what the
+//! [`Recording`] knows of the run. The [`Format`] enum owns each format's name and file
+//! extension. Files are written atomically (a temporary file in the same folder, renamed into
+//! place). [`functions::FunctionStats`] is the other aggregate: own and total counts per
+//! function, for `top`'s table.
 
+pub mod chrometrace;
 pub mod collapsed;
+pub mod diff;
 pub mod flamegraph;
 pub mod functions;
+pub mod pprof;
+pub mod profile;
+pub mod pstats;
+pub mod speedscope;
+pub mod summary;
 
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 
-pub use collapsed::{FrameStyle, StackCounts};
+pub use collapsed::FrameStyle;
+pub use profile::Profile;
 
 /// The output formats of `record`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,17 +32,40 @@ pub enum Format {
     Flamegraph,
     /// Collapsed stacks (`a;b;c 12`), the format flame-graph tools read.
     Raw,
+    /// speedscope's JSON file format: one sampled profile per thread.
+    Speedscope,
+    /// The Trace Event Format (Perfetto, `chrome://tracing`): a timeline per thread.
+    Chrometrace,
+    /// pprof's gzipped `profile.proto` (`go tool pprof`, Pyroscope, Parca, Grafana).
+    Pprof,
+    /// cProfile's marshalled statistics (`pstats`, SnakeViz, gprof2dot).
+    Pstats,
+    /// A plain-text table of the functions with the most samples.
+    Summary,
 }
 
 impl Format {
     /// Every format, for help texts.
-    pub const ALL: &'static [Format] = &[Format::Flamegraph, Format::Raw];
+    pub const ALL: &'static [Format] = &[
+        Format::Flamegraph,
+        Format::Raw,
+        Format::Speedscope,
+        Format::Chrometrace,
+        Format::Pprof,
+        Format::Pstats,
+        Format::Summary,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Format::Flamegraph => "flamegraph",
             Format::Raw => "raw",
+            Format::Speedscope => "speedscope",
+            Format::Chrometrace => "chrometrace",
+            Format::Pprof => "pprof",
+            Format::Pstats => "pstats",
+            Format::Summary => "summary",
         }
     }
 
@@ -40,19 +74,98 @@ impl Format {
         match self {
             Format::Flamegraph => "svg",
             Format::Raw => "txt",
+            Format::Speedscope => "speedscope.json",
+            Format::Chrometrace => "trace.json",
+            Format::Pprof => "pb.gz",
+            Format::Pstats => "prof",
+            Format::Summary => "summary.txt",
         }
     }
 
-    /// Writes `counts` in this format to `out`.
-    pub fn write(self, counts: &StackCounts, title: &str, out: &mut dyn Write) -> Result<()> {
+    /// True when the format draws a timeline, so the profile must keep one
+    /// ([`Profile::with_timeline`]).
+    pub fn needs_timeline(self) -> bool {
+        self == Format::Chrometrace
+    }
+
+    /// Writes `profile` in this format to `out`.
+    pub fn write(
+        self,
+        profile: &Profile,
+        recording: &Recording,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         match self {
-            Format::Flamegraph => flamegraph::write(counts, title, out),
-            Format::Raw => counts
-                .write_collapsed(out)
-                .map_err(|e| Error::io("writing collapsed stacks", e)),
+            Format::Flamegraph => flamegraph::write(profile, &recording.title, out),
+            Format::Raw => {
+                collapsed::write(profile, out).map_err(|e| Error::io("writing collapsed stacks", e))
+            }
+            Format::Speedscope => speedscope::write(profile, recording, out),
+            Format::Chrometrace => chrometrace::write(profile, recording, out),
+            Format::Pprof => pprof::write(profile, recording, out),
+            Format::Pstats => pstats::write(profile, recording, out),
+            Format::Summary => summary::write(profile, recording, out),
         }
     }
 }
+
+/// What the formats know of a recording besides its stacks.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The profiled command line, or the process's.
+    pub title: String,
+    /// The rate asked for, in samples per second.
+    pub rate_hz: f64,
+    /// Ticks taken (each looks at every thread once).
+    pub ticks: u64,
+    /// Ticks whose samples were dropped because of an error.
+    pub errors: u64,
+    /// How long sampling went on.
+    pub duration: Duration,
+    /// When sampling began.
+    pub started: SystemTime,
+    /// True when idle threads were sampled too (`--idle`): a sample then stands for wall-clock
+    /// time, otherwise for time on a CPU.
+    pub idle_included: bool,
+    /// The most rows a table (`summary`) shows.
+    pub top: usize,
+}
+
+impl Recording {
+    /// A recording of `ticks` ticks over `duration`, at `rate_hz` asked; the rest defaulted.
+    pub fn new(title: &str, rate_hz: f64, ticks: u64, duration: Duration) -> Recording {
+        Recording {
+            title: title.to_string(),
+            rate_hz,
+            ticks,
+            errors: 0,
+            duration,
+            started: SystemTime::now()
+                .checked_sub(duration)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            idle_included: false,
+            top: DEFAULT_TOP,
+        }
+    }
+
+    /// The time one sample stands for: the mean time between ticks, or the asked interval
+    /// before any tick (the rate asked may not have been reached).
+    pub fn interval(&self) -> Duration {
+        if self.ticks > 0 && !self.duration.is_zero() {
+            self.duration / self.ticks.min(u32::MAX as u64) as u32
+        } else {
+            Duration::from_secs_f64(1.0 / self.rate_hz.max(1e-9))
+        }
+    }
+
+    /// The rate reached, in ticks per second.
+    pub fn rate_reached(&self) -> f64 {
+        self.ticks as f64 / self.duration.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Rows a table shows unless told otherwise.
+pub const DEFAULT_TOP: usize = 30;
 
 /// Writes a file so that readers see either the old file or the complete new one.
 pub fn write_atomically(
