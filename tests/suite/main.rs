@@ -3,6 +3,8 @@
 //! the `top` view in a real terminal (tmux).
 
 mod cli;
+#[allow(dead_code)] // filled in format by format
+mod formats;
 mod live;
 mod offsets;
 mod replay;

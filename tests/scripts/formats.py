@@ -1,0 +1,51 @@
+"""A workload with a known split of CPU time, for the output-format tests. The main thread
+repeats `cycle`: `heavy` spins for 30 ms, `light` for 10 ms, and `recurse` calls itself down
+four levels and spins 10 ms in the innermost call, so on-CPU samples split 3:1:1 between
+them. A second thread, `napper`, sleeps in `nap` (idle: left out unless --idle). Prints
+`ready` once both threads run. Runs on Python 2.7 and 3."""
+import threading
+import time
+
+clock = getattr(time, "perf_counter", time.time)
+
+
+def spin(seconds):
+    end = clock() + seconds
+    while clock() < end:  # line: spin
+        pass
+
+
+def heavy():
+    spin(0.030)  # line: heavy
+
+
+def light():
+    spin(0.010)  # line: light
+
+
+def recurse(depth):
+    if depth == 0:
+        spin(0.010)  # line: recurse_leaf
+    else:
+        recurse(depth - 1)  # line: recurse_call
+
+
+def cycle():
+    heavy()  # line: cycle_heavy
+    light()  # line: cycle_light
+    recurse(3)  # line: cycle_recurse
+
+
+def nap():
+    while True:
+        time.sleep(0.5)  # line: nap
+
+
+napper = threading.Thread(target=nap, name="napper")
+napper.daemon = True
+napper.start()
+print("ready")
+import sys
+sys.stdout.flush()
+while True:
+    cycle()  # line: main

@@ -1,0 +1,1 @@
+//! The chrometrace format (tests to come).

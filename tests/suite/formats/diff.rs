@@ -1,0 +1,1 @@
+//! The diff format (tests to come).

@@ -1,0 +1,132 @@
+//! Every output format, checked by the tool that reads it (installed by
+//! `.ci/install-consumers.sh`): speedscope's schema and importer, `go tool pprof`, CPython's
+//! `pstats`, SnakeViz and gprof2dot, the Trace Event Format's rules, and our own text formats.
+//!
+//! Each test records `tests/scripts/formats.py`, whose CPU time splits 3:1:1 between `heavy`,
+//! `light` and `recurse` (all below `cycle`, below `<module>`), and checks the functions,
+//! files, lines and relative weights the consumer reports. The profile is of a live target on
+//! one interpreter per test (the walk itself is tested on every interpreter elsewhere); which
+//! one rotates so that old and new layouts both feed the writers.
+
+mod chrometrace;
+mod diff;
+mod pprof;
+mod pstats;
+mod speedscope;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+/// The target interpreter for a format test: `preferred` (`3.12`, `2.7`, …) when present,
+/// else the newest of the matrix. CI has every one.
+pub fn target_python(preferred: &str) -> Python {
+    let all = pythons();
+    let wanted = |p: &&Python| p.label.ends_with(&format!("-{preferred}"));
+    all.iter()
+        .find(wanted)
+        .or_else(|| all.iter().max_by_key(|p| p.version))
+        .cloned()
+        .expect("no interpreter at all")
+}
+
+/// A recording of the formats workload.
+pub struct Recorded {
+    /// The output file (in `dir`).
+    pub path: PathBuf,
+    /// sampler's stderr (its summary line).
+    pub stderr: String,
+    /// The interpreter the target ran on.
+    pub python: Python,
+    /// Keeps the output's folder alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts `formats.py` on `python`, records it for `seconds` at 200 Hz with `-f format` and
+/// `extra` options into a temporary folder, and returns the file.
+pub fn record(
+    python: &Python,
+    format: &str,
+    extension: &str,
+    seconds: &str,
+    extra: &[&str],
+) -> Recorded {
+    let target = Target::start(python, "formats.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("profile.{extension}"));
+    let pid = target.pid.to_string();
+    let mut args = vec![
+        "record",
+        "-p",
+        &pid,
+        "-d",
+        seconds,
+        "-r",
+        "200",
+        "-f",
+        format,
+        "-o",
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run_sampler(&args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    assert!(
+        path.exists(),
+        "{args:?} wrote no file: {}",
+        text(&out.stderr)
+    );
+    Recorded {
+        path,
+        stderr: text(&out.stderr),
+        python: python.clone(),
+        dir,
+    }
+}
+
+/// The folder the consumers are installed in (`.ci/install-consumers.sh`).
+pub fn consumers() -> PathBuf {
+    repo().join(".cache/consumers")
+}
+
+/// Runs a consumer; fails the test, with its output, when it fails.
+pub fn run_consumer(cmd: Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, std::time::Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{shown} failed: {}\n{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    out
+}
+
+/// The consumers' Python (a venv with gprof2dot and SnakeViz).
+pub fn consumer_python() -> PathBuf {
+    let python = consumers().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run .ci/install-consumers.sh",
+        python.display()
+    );
+    python
+}
+
+/// A file's name as the profile shows it (package-relative: for a script, its base name).
+pub fn shown_file(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Asserts `a / b` is within `tolerance` (relative) of `want`.
+pub fn assert_ratio(what: &str, a: f64, b: f64, want: f64, tolerance: f64) {
+    assert!(b > 0.0, "{what}: nothing to compare with ({a} / {b})");
+    let ratio = a / b;
+    assert!(
+        (ratio - want).abs() <= want * tolerance,
+        "{what}: {a} / {b} = {ratio:.2}, expected {want} ± {:.0}%",
+        tolerance * 100.0
+    );
+}

@@ -1,0 +1,1 @@
+//! The pprof format (tests to come).

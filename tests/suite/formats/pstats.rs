@@ -1,0 +1,1 @@
+//! The pstats format (tests to come).

@@ -1,0 +1,1 @@
+//! The summary format (tests to come).
