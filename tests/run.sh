@@ -15,6 +15,9 @@ step "installing test tools"
 step "installing test interpreters"
 .ci/install-pythons.sh
 
+step "installing output consumers"
+.ci/install-consumers.sh
+
 step "cargo fmt --check"
 cargo fmt --check
 
