@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, DumpConfig, RecordConfig, Sampling, Target, TopConfig};
+use crate::config::{
+    Command, DiffConfig, DiffFormat, DumpConfig, RecordConfig, Sampling, Target, TopConfig,
+};
 use crate::output::{Format, FrameStyle};
 
 /// A sampling profiler for CPython that reads the interpreter from outside the process.
@@ -28,6 +30,35 @@ enum CliCommand {
     Dump(DumpArgs),
     /// Show a live table of the functions taking the most time, like `top`.
     Top(TopArgs),
+    /// Compare two profiles written by `record -f raw`: a differential flame graph (red: grew,
+    /// blue: shrank), or with `-f summary` a table of the frames that moved most.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The profile before the change (`record -f raw`).
+    before: PathBuf,
+    /// The profile after the change.
+    after: PathBuf,
+    /// The output file (default: diff.svg for the flame graph, standard output for the
+    /// summary); `-` writes to standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// What to write.
+    #[arg(short, long, value_enum, default_value_t = CliDiffFormat::Flamegraph)]
+    format: CliDiffFormat,
+    /// Rows of the summary table.
+    #[arg(long, default_value_t = crate::output::DEFAULT_TOP as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliDiffFormat {
+    /// A differential SVG flame graph.
+    Flamegraph,
+    /// A text table of the biggest changes.
+    Summary,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +263,16 @@ impl Cli {
                 },
                 sampling: a.sampling.config(),
                 refresh: a.refresh,
+            }),
+            CliCommand::Diff(a) => Command::Diff(DiffConfig {
+                before: a.before,
+                after: a.after,
+                output: a.output,
+                format: match a.format {
+                    CliDiffFormat::Flamegraph => DiffFormat::Flamegraph,
+                    CliDiffFormat::Summary => DiffFormat::Summary,
+                },
+                top: a.top as usize,
             }),
         }
     }

@@ -110,4 +110,30 @@ pub enum Command {
     Dump(DumpConfig),
     /// `sampler top`.
     Top(TopConfig),
+    /// `sampler diff`.
+    Diff(DiffConfig),
+}
+
+/// What `sampler diff` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// A differential flame graph (SVG).
+    Flamegraph,
+    /// A text table of the frames whose share moved most.
+    Summary,
+}
+
+/// Settings of `sampler diff`.
+#[derive(Debug, Clone)]
+pub struct DiffConfig {
+    /// The profile before the change (collapsed stacks).
+    pub before: PathBuf,
+    /// The profile after the change.
+    pub after: PathBuf,
+    /// Where to write; `-` or None (summary only) for standard output.
+    pub output: Option<PathBuf>,
+    /// What to write.
+    pub format: DiffFormat,
+    /// Rows of the summary table.
+    pub top: usize,
 }

@@ -66,6 +66,9 @@ pub enum Error {
     /// Remote memory held something that cannot be right (racing or garbage memory).
     #[error("implausible data in the target: {0}")]
     Corrupt(String),
+    /// A profile given to `diff` is not collapsed stacks.
+    #[error("{0}")]
+    NotCollapsed(String),
     /// An ELF file could not be parsed.
     #[error("could not parse {path}: {reason}")]
     Binary {
@@ -121,6 +124,7 @@ impl Error {
             | Error::Binary { .. }
             | Error::Offsets { .. }
             | Error::NotATerminal
+            | Error::NotCollapsed(_)
             | Error::Io { .. } => Recovery::Abort,
         }
     }

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Dump(config) => sampler::commands::dump::run(&config, &mut std::io::stdout()),
         // On its screen Ctrl-C is a key; the flag is for a SIGINT sent from elsewhere.
         Command::Top(config) => sampler::commands::top::run(&config, interrupt_flag()),
+        Command::Diff(config) => sampler::commands::diff::run(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,6 +108,9 @@ fn hint(err: &Error) -> Option<String> {
         ),
         Error::NotATerminal => "run it in a terminal, not through a pipe or into a file; \
              `sampler record -f raw` writes a profile without one"
+            .into(),
+        Error::NotCollapsed(_) => "diff compares two profiles written by `sampler record -f raw`, \
+             e.g. `sampler diff before.txt after.txt -o diff.svg`"
             .into(),
         _ => return None,
     })

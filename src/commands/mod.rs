@@ -1,6 +1,7 @@
 //! One file per user-facing job; each wires the pipeline stages together. This module holds
 //! what they share: opening the target and waiting for its interpreter.
 
+pub mod diff;
 pub mod dump;
 pub mod record;
 pub mod top;

@@ -2,9 +2,15 @@
 repeats `cycle`: `heavy` spins for 30 ms, `light` for 10 ms, and `recurse` calls itself down
 four levels and spins 10 ms in the innermost call, so on-CPU samples split 3:1:1 between
 them. A second thread, `napper`, sleeps in `nap` (idle: left out unless --idle). Prints
-`ready` once both threads run. Runs on Python 2.7 and 3."""
+`ready` once both threads run. Runs on Python 2.7 and 3.
+
+`formats.py HEAVY_MS LIGHT_MS` changes the two spins (for before/after comparisons)."""
+import sys
 import threading
 import time
+
+HEAVY, LIGHT = (0.030, 0.010) if len(sys.argv) < 3 else (
+    float(sys.argv[1]) / 1000, float(sys.argv[2]) / 1000)
 
 clock = getattr(time, "perf_counter", time.time)
 
@@ -16,11 +22,11 @@ def spin(seconds):
 
 
 def heavy():
-    spin(0.030)  # line: heavy
+    spin(HEAVY)  # line: heavy
 
 
 def light():
-    spin(0.010)  # line: light
+    spin(LIGHT)  # line: light
 
 
 def recurse(depth):
@@ -45,7 +51,6 @@ napper = threading.Thread(target=nap, name="napper")
 napper.daemon = True
 napper.start()
 print("ready")
-import sys
 sys.stdout.flush()
 while True:
     cycle()  # line: main

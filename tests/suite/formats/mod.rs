@@ -45,7 +45,7 @@ pub struct Recorded {
 }
 
 /// Starts `formats.py` on `python`, records it for `seconds` at 200 Hz with `-f format` and
-/// `extra` options into a temporary folder, and returns the file.
+/// `extra` options into a temporary folder (as `profile.EXTENSION`), and returns the file.
 pub fn record(
     python: &Python,
     format: &str,
@@ -53,7 +53,19 @@ pub fn record(
     seconds: &str,
     extra: &[&str],
 ) -> Recorded {
-    let target = Target::start(python, "formats.py", &[]);
+    record_workload(python, &[], format, extension, seconds, extra)
+}
+
+/// [`record`], with `formats.py` run with `workload` arguments (`HEAVY_MS LIGHT_MS`).
+pub fn record_workload(
+    python: &Python,
+    workload: &[&str],
+    format: &str,
+    extension: &str,
+    seconds: &str,
+    extra: &[&str],
+) -> Recorded {
+    let target = Target::start(python, "formats.py", workload);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("profile.{extension}"));
     let pid = target.pid.to_string();
@@ -118,6 +130,22 @@ pub fn consumer_python() -> PathBuf {
 /// A file's name as the profile shows it (package-relative: for a script, its base name).
 pub fn shown_file(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Runs a Node checker of `tests/consumers/` on `file` and parses the JSON it prints.
+pub fn node_check(checker: &str, file: &Path) -> serde_json::Value {
+    let node_modules = consumers().join("node/node_modules");
+    assert!(
+        node_modules.exists(),
+        "{} is missing: run .ci/install-consumers.sh",
+        node_modules.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/consumers").join(checker))
+        .arg(file);
+    let out = run_consumer(cmd);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{checker} printed no JSON ({e}): {}", text(&out.stdout)))
 }
 
 /// Asserts `a / b` is within `tolerance` (relative) of `want`.
