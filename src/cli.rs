@@ -422,4 +422,50 @@ mod tests {
         };
         assert!(d.subprocesses && d.pid == 3);
     }
+
+    #[test]
+    fn every_format_is_named_on_the_command_line() {
+        for format in Format::ALL {
+            let Command::Record(c) =
+                parse(&["sampler", "record", "-p", "1", "-f", format.name()]).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(c.format, *format);
+            assert_eq!(c.top, crate::output::DEFAULT_TOP);
+        }
+        let Command::Record(c) = parse(&[
+            "sampler", "record", "-p", "1", "-f", "summary", "--top", "5",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.top, 5);
+        assert!(parse(&["sampler", "record", "-p", "1", "--top", "0"]).is_err());
+    }
+
+    #[test]
+    fn diff_takes_two_profiles() {
+        let Command::Diff(d) = parse(&["sampler", "diff", "a.txt", "b.txt"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (d.before, d.after, d.output, d.format),
+            (
+                PathBuf::from("a.txt"),
+                PathBuf::from("b.txt"),
+                None,
+                DiffFormat::Flamegraph
+            )
+        );
+        let Command::Diff(d) = parse(&[
+            "sampler", "diff", "a", "b", "-f", "summary", "-o", "-", "--top", "9",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(d.format, DiffFormat::Summary);
+        assert_eq!((d.output, d.top), (Some(PathBuf::from("-")), 9));
+        assert!(parse(&["sampler", "diff", "only-one.txt"]).is_err());
+    }
 }

@@ -3,7 +3,6 @@
 //! the `top` view in a real terminal (tmux).
 
 mod cli;
-#[allow(dead_code)] // filled in format by format
 mod formats;
 mod live;
 mod offsets;

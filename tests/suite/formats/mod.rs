@@ -38,8 +38,6 @@ pub struct Recorded {
     pub path: PathBuf,
     /// sampler's stderr (its summary line).
     pub stderr: String,
-    /// The interpreter the target ran on.
-    pub python: Python,
     /// Keeps the output's folder alive.
     pub dir: tempfile::TempDir,
 }
@@ -93,7 +91,6 @@ pub fn record_workload(
     Recorded {
         path,
         stderr: text(&out.stderr),
-        python: python.clone(),
         dir,
     }
 }
@@ -157,4 +154,101 @@ pub fn assert_ratio(what: &str, a: f64, b: f64, want: f64, tolerance: f64) {
         "{what}: {a} / {b} = {ratio:.2}, expected {want} ± {:.0}%",
         tolerance * 100.0
     );
+}
+
+/// With `--subprocesses`, every format roots stacks at their process: speedscope names one
+/// profile per process and thread, and each starts at the `process PID "…"` frame, as in
+/// the flame graph.
+#[test]
+fn subprocess_roots_reach_the_structured_formats() {
+    let python = target_python("3.12");
+    let dir = tempfile::tempdir().unwrap();
+    let pids_file = dir.path().join("pids");
+    let target = Target::start(&python, "mp_pool.py", &[pids_file.to_str().unwrap()]);
+    let workers: Vec<u32> = std::fs::read_to_string(&pids_file)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let out = dir.path().join("tree.speedscope.json");
+    let pid = target.pid.to_string();
+    let rec = run_sampler(&[
+        "record",
+        "-s",
+        "-p",
+        &pid,
+        "-d",
+        "2",
+        "-f",
+        "speedscope",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(rec.status.success(), "{}", text(&rec.stderr));
+    let checked = node_check("speedscope_check.mjs", &out);
+    for worker in &workers {
+        let profile = checked["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("process {worker}: thread "))
+            })
+            .unwrap_or_else(|| panic!("no profile of worker {worker}: {checked}"));
+        let frames = profile["frames"].as_array().unwrap();
+        let root = format!("process {worker} \"");
+        assert!(
+            frames
+                .iter()
+                .any(|f| f["name"].as_str().unwrap().starts_with(&root)
+                    && (f["total"].as_f64().unwrap() - profile["totalWeight"].as_f64().unwrap())
+                        .abs()
+                        < 1e-9),
+            "{profile}"
+        );
+        assert!(
+            frames.iter().any(|f| f["name"] == "spin_in_worker"),
+            "{profile}"
+        );
+    }
+}
+
+/// A recording killed before it ends leaves the file it was to replace as it was, and no
+/// half-written file beside it.
+#[test]
+fn a_killed_recording_leaves_the_old_file_alone() {
+    let python = target_python("3.12");
+    let target = Target::start(&python, "formats.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (format, name) in [
+        ("pprof", "p.pb.gz"),
+        ("speedscope", "p.json"),
+        ("pstats", "p.prof"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "the previous profile").unwrap();
+        let mut child = sampler()
+            .args(["record", "-p", &target.pid.to_string(), "-f", format, "-o"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "the previous profile"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_ne!(target.state(), 't', "the target is not left stopped");
 }
