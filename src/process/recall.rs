@@ -105,11 +105,8 @@ impl Recall {
                 }
             }
         }
-        self.batch = spans
-            .iter()
-            .map(|&(start, end)| ReadRequest::new(RemoteAddr(start), (end - start) as usize))
-            .collect();
-        self.index.clear();
+        // Each region's span, found by address.
+        let mut span_of: FxHashMap<u64, usize> = FxHashMap::default();
         let mut span = 0;
         for &(addr, _) in &regions {
             while span < spans.len() && spans[span].1 <= addr {
@@ -117,11 +114,38 @@ impl Recall {
             }
             match spans.get(span) {
                 Some(&(start, _)) if start <= addr => {
-                    self.index.insert(addr, (span, (addr - start) as usize));
+                    span_of.insert(addr, span);
                 }
                 Some(_) => {}
                 None => break,
             }
+        }
+        // The kernel copies the spans one after the other, in the order given, while the
+        // target may run (`--nonblocking`). Copy them in the order the last sample first read
+        // them: a pointer before what it points to (a thread's current frame before the frames),
+        // so that a call made during the copy leaves the frames copied later consistent with
+        // the pointer, rather than the pointer ahead of stale frames.
+        let mut order: Vec<usize> = Vec::with_capacity(spans.len());
+        let mut placed = vec![usize::MAX; spans.len()];
+        for (addr, _) in &self.planned {
+            if let Some(&span) = span_of.get(addr) {
+                if placed[span] == usize::MAX {
+                    placed[span] = order.len();
+                    order.push(span);
+                }
+            }
+        }
+        self.batch = order
+            .iter()
+            .map(|&span| {
+                let (start, end) = spans[span];
+                ReadRequest::new(RemoteAddr(start), (end - start) as usize)
+            })
+            .collect();
+        self.index.clear();
+        for (addr, span) in span_of {
+            self.index
+                .insert(addr, (placed[span], (addr - spans[span].0) as usize));
         }
     }
 
@@ -280,6 +304,26 @@ mod tests {
         assert!(recall.copy(RemoteAddr(0x1008), 8).is_some());
         assert!(recall.copy(RemoteAddr(0x9000), 32).is_some());
         assert!(recall.copy(RemoteAddr(0x5000), 8).is_none());
+    }
+
+    #[test]
+    fn spans_are_copied_in_the_order_first_read() {
+        let mem = memory();
+        let mut recall = Recall::default();
+        {
+            let r = recall.reader(&mem);
+            r.read_u64(RemoteAddr(0x9000)).unwrap();
+            r.read_u64(RemoteAddr(0x1010)).unwrap();
+            r.read_u64(RemoteAddr(0x1000)).unwrap();
+            r.read_u64(RemoteAddr(0x9000)).unwrap();
+        }
+        recall.refresh(&mem);
+        let starts: Vec<u64> = recall.batch.iter().map(|r| r.addr.0).collect();
+        assert_eq!(starts, [0x9000, 0x1000]);
+        let r = recall.reader(&mem);
+        assert_eq!(r.read_u64(RemoteAddr(0x1010)).unwrap(), 0x1716151413121110);
+        assert_eq!(r.read_vec(RemoteAddr(0x9000), 8).unwrap(), vec![7; 8]);
+        assert_eq!(recall.misses(), 4, "only the first sample's reads missed");
     }
 
     #[test]

@@ -54,6 +54,22 @@ pub struct Walk {
     pub refs: Vec<FrameRef>,
     /// True when frames beyond the cap were left out.
     pub truncated: bool,
+    /// The innermost frame's caller's instruction word as the walk read it: see [`Mark`].
+    pub caller: Option<Mark>,
+}
+
+/// A word of remote memory and the value a walk read there. The caller of the innermost frame
+/// waits at its call instruction for as long as the call lasts, so reading its instruction
+/// word again tells whether the innermost frame the walk saw is still the same call (a thread
+/// that returned and called again at once can leave the frame pointer as it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Where the word is.
+    pub at: RemoteAddr,
+    /// Its width in bytes (4 or 8).
+    pub width: usize,
+    /// What the walk read.
+    pub value: u64,
 }
 
 /// Copies of a thread's data-stack chunks that frame reads are served from when they fall
@@ -203,6 +219,7 @@ pub fn walk(
         FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk.truncated)?,
     };
     // Then the code objects: cached ones are re-checked in one batch, new ones read.
+    walk.caller = chain.get(1).map(|c| c.mark);
     let addrs: Vec<RemoteAddr> = chain.iter().map(|s| s.code).collect();
     cache.validate(mem, layout, &addrs);
     walk.frames.reserve(chain.len());
@@ -230,11 +247,13 @@ struct ChainFrame {
     frame: RemoteAddr,
     code: RemoteAddr,
     offset: i64,
+    /// The frame's instruction word.
+    mark: Mark,
 }
 
-/// What one step of a chain walk found: the frame's (code object, byte offset) when it is a
-/// Python frame, and the next frame's address.
-type Step = (Option<(RemoteAddr, i64)>, RemoteAddr);
+/// What one step of a chain walk found: the frame's (code object, byte offset, instruction
+/// word) when it is a Python frame, and the next frame's address.
+type Step = (Option<(RemoteAddr, i64, Mark)>, RemoteAddr);
 
 /// Follows a frame chain from `start`, decoding each frame with `step`: stops at the null
 /// link or at `max_depth` kept frames (setting `truncated`), and fails on a cycle in racing
@@ -262,10 +281,11 @@ fn follow_chain(
             return Err(Error::corrupt("frame chain is cyclic"));
         }
         let (frame, next) = step(addr)?;
-        chain.extend(frame.map(|(code, offset)| ChainFrame {
+        chain.extend(frame.map(|(code, offset, mark)| ChainFrame {
             frame: addr,
             code,
             offset,
+            mark,
         }));
         addr = next;
         if addr == saved {
@@ -303,6 +323,11 @@ fn interpreter_chain(
             Some((
                 code_addr,
                 instr.wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
+                Mark {
+                    at: addr.offset(f.instr)?,
+                    width: 8,
+                    value: instr,
+                },
             ))
         };
         Ok((frame, buf.addr_at(f.previous)?))
@@ -319,9 +344,14 @@ fn object_chain(
 ) -> Result<Vec<ChainFrame>> {
     follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf = mem.read_vec(addr, f.size as usize)?;
-        let lasti = i64::from(buf.i32_at(f.lasti)?);
+        let raw = buf.i32_at(f.lasti)?;
+        let mark = Mark {
+            at: addr.offset(f.lasti)?,
+            width: 4,
+            value: u64::from(raw as u32),
+        };
         Ok((
-            Some((buf.addr_at(f.code)?, lasti * f.lasti_bytes)),
+            Some((buf.addr_at(f.code)?, i64::from(raw) * f.lasti_bytes, mark)),
             buf.addr_at(f.back)?,
         ))
     })
@@ -361,7 +391,12 @@ mod tests {
             let mut truncated = false;
             let walked = follow_chain(RemoteAddr(1), max_depth, &mut truncated, |a| {
                 let next = if a.0 == last { back_to } else { a.0 + 1 };
-                Ok((Some((RemoteAddr(0x100), 0)), RemoteAddr(next)))
+                let mark = Mark {
+                    at: RemoteAddr(a.0),
+                    width: 8,
+                    value: 0,
+                };
+                Ok((Some((RemoteAddr(0x100), 0, mark)), RemoteAddr(next)))
             });
             (walked.map(|c| c.len()).ok(), truncated)
         };
@@ -388,6 +423,7 @@ mod tests {
             thread_id: 1,
             native_thread_id: None,
             frame: RemoteAddr(newest + 24),
+            frame_slot: RemoteAddr::NULL,
             datastack: Some((RemoteAddr(newest), RemoteAddr(newest + 24 + 8 * 50))),
         };
         let mut prefetch = Prefetch::new(&mem, Some(CHUNKS), &thread);

@@ -21,7 +21,7 @@ pub mod version;
 use crate::binary::{self, PythonBinary};
 use crate::error::{Error, Result};
 use crate::model::Frame;
-use crate::process::{Fields, Process, ReadMemory, RemoteAddr};
+use crate::process::{Fields, Process, ReadMemory, ReadRequest, RemoteAddr};
 
 pub use layout::Layout;
 pub use version::PyVersion;
@@ -57,6 +57,43 @@ pub struct ThreadStack {
     pub frame_refs: Vec<frames::FrameRef>,
     /// True when this thread held the GIL at the sample.
     pub holds_gil: bool,
+    /// The innermost frame's caller's instruction word, as walked.
+    pub caller: Option<frames::Mark>,
+}
+
+/// True when some thread's stack may have changed while it was read without pausing: its
+/// frame pointer, or its innermost frame's caller's instruction word, no longer holds what
+/// the walk read. A call or a return during the read can leave a stack that mixes two
+/// moments; both words stay put for as long as the innermost call the walk saw goes on. One
+/// batched read, fresh from the target (never through a [`crate::process::recall::Recall`]);
+/// a word that cannot be read (the thread is exiting) does not count.
+pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack]) -> bool {
+    let mut marks = Vec::with_capacity(2 * stacks.len());
+    for stack in stacks {
+        if !stack.thread.frame_slot.is_null() {
+            marks.push(frames::Mark {
+                at: stack.thread.frame_slot,
+                width: 8,
+                value: stack.thread.frame.0,
+            });
+        }
+        marks.extend(stack.caller);
+    }
+    if marks.is_empty() {
+        return false;
+    }
+    let mut requests: Vec<ReadRequest> = marks
+        .iter()
+        .map(|m| ReadRequest::new(m.at, m.width))
+        .collect();
+    mem.read_many(&mut requests);
+    marks.iter().zip(&requests).any(|(mark, read)| {
+        let mut word = [0u8; 8];
+        read.ok && {
+            word[..mark.width].copy_from_slice(&read.buf[..mark.width]);
+            u64::from_le_bytes(word) != mark.value
+        }
+    })
 }
 
 /// How [`Interpreter::attach_with`] finds the interpreter's root structure.
@@ -374,6 +411,7 @@ impl Interpreter {
                 frames,
                 frame_refs,
                 holds_gil,
+                caller: walk.caller,
             });
         }
         Ok(out)
@@ -427,4 +465,61 @@ fn read_version(process: &Process, binary: &PythonBinary) -> Result<PyVersion> {
             reason: "it has no Py_Version symbol and its name tells no version".into(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::snapshot::Snapshot;
+    use std::collections::BTreeMap;
+
+    fn stack(frame: u64, caller: Option<frames::Mark>) -> ThreadStack {
+        ThreadStack {
+            thread: ThreadState {
+                addr: RemoteAddr(0x100),
+                thread_id: 1,
+                native_thread_id: None,
+                frame: RemoteAddr(frame),
+                frame_slot: RemoteAddr(0x1000),
+                datastack: None,
+            },
+            frames: Vec::new(),
+            frame_refs: Vec::new(),
+            holds_gil: true,
+            caller,
+        }
+    }
+
+    #[test]
+    fn a_moved_frame_pointer_or_caller_instruction_is_noticed() {
+        let mut word = 0x7000u64.to_le_bytes().to_vec();
+        word.extend(0x1234_5678u32.to_le_bytes());
+        let mut pieces = BTreeMap::new();
+        pieces.insert(0x1000, word);
+        let mem = Snapshot::from_pieces(serde_json::Value::Null, pieces);
+        let caller = |value: u64| frames::Mark {
+            at: RemoteAddr(0x1008),
+            width: 4,
+            value,
+        };
+        assert!(!stacks_moved(
+            &mem,
+            &[stack(0x7000, Some(caller(0x1234_5678)))]
+        ));
+        // Another innermost frame: the thread called or returned.
+        assert!(stacks_moved(&mem, &[stack(0x7100, None)]));
+        // The same frame pointer, but its caller moved on: it returned and called again.
+        assert!(stacks_moved(
+            &mem,
+            &[stack(0x7000, Some(caller(0x1234_5600)))]
+        ));
+        // Words that cannot be read do not count.
+        let gone = frames::Mark {
+            at: RemoteAddr(0x9000),
+            width: 8,
+            value: 1,
+        };
+        assert!(!stacks_moved(&mem, &[stack(0x7000, Some(gone))]));
+        assert!(!stacks_moved(&mem, &[]));
+    }
 }

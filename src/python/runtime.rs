@@ -23,6 +23,9 @@ pub struct ThreadState {
     pub native_thread_id: Option<u32>,
     /// The innermost interpreter frame (null when the thread runs no Python code).
     pub frame: RemoteAddr,
+    /// Where the pointer to the innermost frame lives (`frame` was read from there), or null
+    /// when the thread has no C frame to hold it; see [`crate::python::stacks_moved`].
+    pub frame_slot: RemoteAddr,
     /// `(datastack_chunk, datastack_top)`: where this thread's frames mostly live.
     pub datastack: Option<(RemoteAddr, RemoteAddr)>,
 }
@@ -55,17 +58,20 @@ pub fn threads(
             return Err(Error::corrupt("thread list too long or cyclic"));
         }
         let buf = mem.read_vec(addr, t.size as usize)?;
-        let frame = match t.root {
-            FrameRoot::Direct { current_frame } => buf.addr_at(current_frame)?,
+        let (frame, frame_slot) = match t.root {
+            FrameRoot::Direct { current_frame } => {
+                (buf.addr_at(current_frame)?, addr.offset(current_frame)?)
+            }
             FrameRoot::ViaCFrame {
                 cframe,
                 current_frame,
             } => {
                 let cframe = buf.addr_at(cframe)?;
                 if cframe.is_null() {
-                    RemoteAddr::NULL
+                    (RemoteAddr::NULL, RemoteAddr::NULL)
                 } else {
-                    mem.read_addr(cframe.offset(current_frame)?)?
+                    let slot = cframe.offset(current_frame)?;
+                    (mem.read_addr(slot)?, slot)
                 }
             }
         };
@@ -78,6 +84,7 @@ pub fn threads(
             thread_id: buf.u64_at(t.thread_id)?,
             native_thread_id: u32::try_from(native).ok().filter(|n| *n != 0),
             frame,
+            frame_slot,
             datastack: match t.datastack {
                 Some((chunk, top)) => Some((buf.addr_at(chunk)?, buf.addr_at(top)?)),
                 None => None,

@@ -260,6 +260,9 @@ pub struct Sampler {
     thread_states: ThreadStates,
     /// Where the last sample read, read again in one batch when the next starts.
     recall: Recall,
+    /// Non-blocking samples taken again because a thread's frame moved while it was read,
+    /// and how many of those moved again (and were kept as they were).
+    retaken: (u64, u64),
 }
 
 impl Sampler {
@@ -275,6 +278,7 @@ impl Sampler {
             thread_names: ThreadNames::default(),
             thread_states: ThreadStates::new(process.pid()),
             recall: Recall::default(),
+            retaken: (0, 0),
             process,
         }
     }
@@ -379,14 +383,34 @@ impl Sampler {
 
     /// The non-blocking mode's reads: the stacks first, then the states of the threads that
     /// do not hold the GIL (the holder is running, whatever its state file says).
+    ///
+    /// A thread that calls or returns while its stack is copied can leave a stack that mixes
+    /// two moments. So the threads' frame pointers and their innermost callers' instruction
+    /// words are read once more afterwards (`stacks_moved`): if one moved, the stacks are read
+    /// again at once (from a fresh batch). A second move is kept
+    /// as it is: dropping it would leave out call-heavy code more than the rest.
     fn read_without_pausing(&mut self) -> Result<Stacks> {
-        let (stacks, locals) = Self::read_stacks(
-            &self.process,
-            &mut self.interpreter,
-            &self.options,
-            &mut self.recall,
-            &[],
-        )?;
+        let mut read = || {
+            Self::read_stacks(
+                &self.process,
+                &mut self.interpreter,
+                &self.options,
+                &mut self.recall,
+                &[],
+            )
+        };
+        let moved = |stacks: &[ThreadStack]| crate::python::stacks_moved(&self.process, stacks);
+        let mut first = read()?;
+        let (stacks, locals) = if moved(&first.0) {
+            self.retaken.0 += 1;
+            first = read()?;
+            if moved(&first.0) {
+                self.retaken.1 += 1;
+            }
+            first
+        } else {
+            first
+        };
         let tids = self.thread_states.tids(&self.process)?;
         let native_ids = self.native_ids(&stacks, &tids);
         let read_none = self.options.include_idle && !self.options.activity;
@@ -490,6 +514,19 @@ impl Source for Sampler {
     fn tick(&mut self, sink: &mut dyn FnMut(&Sample)) -> Result<Dropped> {
         sink(&self.sample()?);
         Ok(Dropped::default())
+    }
+
+    fn finish(&mut self) -> Dropped {
+        if self.retaken.0 > 0 {
+            log::info!(
+                "pid {}: {} samples taken again because a stack moved while it was read, {} of \
+                 them moved again and were kept",
+                self.process.pid(),
+                self.retaken.0,
+                self.retaken.1
+            );
+        }
+        Dropped::default()
     }
 }
 
