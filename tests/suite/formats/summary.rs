@@ -60,10 +60,11 @@ fn summary_lists_the_busiest_frames_with_the_known_split() {
     );
     assert_ratio("heavy / light total %", heavy.1, light.1, 3.0, 0.35);
     assert_eq!(heavy.0, 0.0);
-    // Times are samples × interval: 3 s of samples in all.
+    // Times are samples × interval: about 3 s of samples in all, nearly all of them the main
+    // thread's (the napper is seen only in the moments it is awake).
     let module = row(&table, "<module>");
     assert!(
-        (module.1 - 100.0).abs() < 0.01 && (2.5..=3.5).contains(&module.3),
+        module.1 >= 95.0 && (2.5..=3.5).contains(&module.3),
         "{table}"
     );
     assert!(spin.2 > 0.0 && (spin.2 / spin.3 - spin.0 / spin.1).abs() < 0.01);
