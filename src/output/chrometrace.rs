@@ -4,7 +4,7 @@
 //! A function call becomes a slice: a `B` (begin) event when a sample first shows the function
 //! at its depth of the stack, an `E` (end) event when a later sample no longer does. Two
 //! samples show the same call when every frame from the root down to it is the same function
-//! (the executing line may differ). Timestamps are microseconds since sampling began; a slice
+//! (the executing line may differ). Timestamps are whole microseconds since sampling began; a slice
 //! begins at the sample that first saw it and ends at the sample that first did not, so its
 //! duration is exact to one sampling interval. Stacks still open after the last sample end one
 //! interval after it. Each process and thread is named by a metadata (`M`) event.
@@ -55,7 +55,10 @@ pub fn write(profile: &Profile, recording: &Recording, out: &mut dyn Write) -> R
         .collect();
     let stacks = profile.stacks();
     let end = profile.timeline_end().unwrap_or_default() + recording.interval();
-    let micros = |at: Duration| at.as_nanos() as f64 / 1e3;
+    // Whole microseconds: one slice then ends exactly where the next begins (readers compute
+    // a slice's end as begin + duration, which fractional floats can put a hair past the next
+    // begin, unnesting it).
+    let micros = |at: Duration| at.as_micros() as f64;
 
     let mut events = Vec::new();
     let mut named_processes = Vec::new();
@@ -214,6 +217,17 @@ mod tests {
                 e("E", "main", 30_000.0),
             ]
         );
+    }
+
+    #[test]
+    fn timestamps_are_whole_microseconds_so_slices_abut_exactly() {
+        let mut profile = Profile::new(FrameStyle::Line).with_timeline(true);
+        let (a, b) = (frame("a", "app.py", 3, 1), frame("b", "app.py", 7, 6));
+        profile.add_sample(&sample(vec![vec![a]]), Duration::from_nanos(601_116));
+        profile.add_sample(&sample(vec![vec![b]]), Duration::from_nanos(24_261_115));
+        let times: Vec<f64> = slices(&events(&profile)).iter().map(|s| s.2).collect();
+        assert_eq!(times[..3], [601.0, 24_261.0, 24_261.0]);
+        assert!(times.iter().all(|t| t.fract() == 0.0), "{times:?}");
     }
 
     #[test]

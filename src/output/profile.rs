@@ -136,6 +136,8 @@ pub struct Profile {
     held: Vec<Arc<FrameCode>>,
     threads: Vec<ThreadInfo>,
     thread_ids: FxHashMap<(u32, u64), u32>,
+    /// Thread index → the entry of its root frame.
+    thread_root_ids: FxHashMap<u32, u32>,
     /// `[thread, frame ids…]` → index into `counts`.
     stack_ids: FxHashMap<Vec<u32>, u32>,
     counts: Vec<u64>,
@@ -208,12 +210,7 @@ impl Profile {
                 ids.push(self.intern(Entry::synthetic(EntryKind::Process, root)));
             }
             if self.thread_roots {
-                let root = thread_root(
-                    thread.os_thread_id,
-                    thread.thread_id,
-                    thread.name.as_deref(),
-                );
-                ids.push(self.intern(Entry::synthetic(EntryKind::Thread, root)));
+                ids.push(self.thread_root_id(thread_index));
             }
             for frame in thread.frames.iter().rev() {
                 ids.push(self.frame_id(frame));
@@ -266,13 +263,35 @@ impl Profile {
             }
         };
         let info = &mut self.threads[index as usize];
+        let mut renamed = false;
         if thread.name.is_some() && info.name != thread.name {
             info.name = thread.name.clone();
+            renamed = true;
         }
-        if thread.os_thread_id.is_some() {
+        if thread.os_thread_id.is_some() && info.os_thread_id != thread.os_thread_id {
             info.os_thread_id = thread.os_thread_id;
+            renamed = true;
+        }
+        // The thread's root frame shows what is known of it now, in every stack of it, even
+        // those counted before its name was known.
+        if let Some(&id) = self.thread_root_ids.get(&index).filter(|_| renamed) {
+            self.entries[id as usize].name = Arc::from(info.label());
         }
         index
+    }
+
+    /// The entry of a thread's root frame (`--threads`): one per thread, not interned by its
+    /// text, so that it can follow the thread's name.
+    fn thread_root_id(&mut self, thread: u32) -> u32 {
+        if let Some(&id) = self.thread_root_ids.get(&thread) {
+            return id;
+        }
+        let id = self.entries.len() as u32;
+        let label = self.threads[thread as usize].label();
+        self.entries
+            .push(Entry::synthetic(EntryKind::Thread, label));
+        self.thread_root_ids.insert(thread, id);
+        id
     }
 
     /// The entry id of a frame, building its entry only the first time its function is seen.
@@ -446,6 +465,23 @@ mod tests {
             [change(0, Some(1)), change(20, None), change(40, Some(3))]
         );
         assert_eq!(profile.timeline_end(), Some(ms(40)));
+    }
+
+    #[test]
+    fn a_thread_root_takes_the_name_learnt_later() {
+        let mut profile = Profile::new(FrameStyle::Line).with_thread_roots(true);
+        let mut s = sample(vec![vec![frame("f", "a.py", 3, 1)]]);
+        s.threads[0].os_thread_id = Some(9);
+        profile.add_sample(&s, Duration::ZERO);
+        s.threads[0].frames = vec![frame("g", "a.py", 7, 6)];
+        s.threads[0].name = Some(Arc::from("worker"));
+        profile.add_sample(&s, Duration::ZERO);
+        let roots: Vec<String> = profile
+            .stacks()
+            .iter()
+            .map(|st| profile.entries()[st.frames[0] as usize].text())
+            .collect();
+        assert_eq!(roots, ["thread 9 \"worker\"", "thread 9 \"worker\""]);
     }
 
     #[test]
