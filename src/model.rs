@@ -19,7 +19,12 @@ pub struct FrameCode {
 impl FrameCode {
     /// The file name to show: the short one when present.
     pub fn display_filename(&self) -> &str {
-        self.short_filename.as_deref().unwrap_or(&self.filename)
+        self.display_file()
+    }
+
+    /// [`FrameCode::display_filename`], shared rather than copied.
+    pub fn display_file(&self) -> &Arc<str> {
+        self.short_filename.as_ref().unwrap_or(&self.filename)
     }
 }
 

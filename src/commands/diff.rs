@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{DiffConfig, DiffFormat};
 use crate::error::Error;
 use crate::output::diff::{self, Collapsed};
-use crate::output::write_atomically;
+use crate::output::{write_atomically, write_stdout};
 
 /// Runs `diff`.
 pub fn run(config: &DiffConfig) -> anyhow::Result<()> {
@@ -45,12 +45,7 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<()> {
             write_atomically(&path, write)?;
             eprintln!("sampler: wrote the comparison to {}", path.display());
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            write(&mut out)?;
-            out.flush()
-                .map_err(|e| Error::io("writing to standard output", e))?;
-        }
+        None => write_stdout(write)?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{RecordConfig, Target};
-use crate::output::{write_atomically, Profile, Recording};
+use crate::output::{write_atomically, write_stdout, Profile, Recording};
 use crate::process::Process;
 use crate::python::Interpreter;
 use crate::sampling::tree::ProcessTree;
@@ -92,10 +92,7 @@ pub fn run(config: &RecordConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     };
     let write = |w: &mut dyn Write| config.format.write(&profile, &recording, w);
     if to_stdout {
-        let mut out = std::io::stdout().lock();
-        write(&mut out)?;
-        out.flush()
-            .map_err(|e| crate::error::Error::io("writing to standard output", e))?;
+        write_stdout(write)?;
     } else {
         write_atomically(&output, write)?;
     }

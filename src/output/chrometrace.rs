@@ -14,7 +14,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -42,17 +41,8 @@ pub fn write(profile: &Profile, recording: &Recording, out: &mut dyn Write) -> R
         .timeline()
         .ok_or_else(|| Error::corrupt("the profile kept no timeline"))?;
     let entries = profile.entries();
-    // Calls are matched by function, not by line: one id per (kind, name, file, first line).
-    let mut function_ids: FxHashMap<(EntryKind, &str, &str, u32), u32> = FxHashMap::default();
-    let function_of: Vec<u32> = entries
-        .iter()
-        .map(|e| {
-            let next = function_ids.len() as u32;
-            *function_ids
-                .entry((e.kind, &e.name, &e.file, e.first_line))
-                .or_insert(next)
-        })
-        .collect();
+    // Calls are matched by function, not by line.
+    let function_of = profile.functions();
     let stacks = profile.stacks();
     let end = profile.timeline_end().unwrap_or_default() + recording.interval();
     // Whole microseconds: one slice then ends exactly where the next begins (readers compute
@@ -63,7 +53,7 @@ pub fn write(profile: &Profile, recording: &Recording, out: &mut dyn Write) -> R
     let mut events = Vec::new();
     let mut named_processes = Vec::new();
     for (thread, changes) in profile.threads().iter().zip(timeline) {
-        let tid = thread.os_thread_id.map_or(thread.thread_id, u64::from);
+        let tid = thread.id();
         if !named_processes.contains(&thread.pid) {
             named_processes.push(thread.pid);
             let name = thread.command_line.as_deref().unwrap_or(&recording.title);

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::output::functions::percent;
+use crate::output::summary::own_and_total;
 
 /// A collapsed-stack profile read back: its stacks (root first) with counts.
 #[derive(Debug, Clone, Default)]
@@ -62,21 +63,11 @@ impl Collapsed {
 
     /// Per frame text: (own, total) counts, total counted once per stack.
     fn by_frame(&self) -> FxHashMap<&str, (u64, u64)> {
-        let mut counts: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for (frames, count) in &self.stacks {
-            seen.clear();
-            for frame in frames {
-                if !seen.contains(&frame.as_str()) {
-                    seen.push(frame);
-                    counts.entry(frame).or_default().1 += count;
-                }
-            }
-            if let Some(leaf) = frames.last() {
-                counts.entry(leaf).or_default().0 += count;
-            }
-        }
-        counts
+        own_and_total(
+            self.stacks
+                .iter()
+                .map(|(frames, count)| (frames.iter().map(String::as_str), *count)),
+        )
     }
 
     /// The lines, as `record -f raw` writes them.

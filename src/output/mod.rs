@@ -167,6 +167,14 @@ impl Recording {
 /// Rows a table shows unless told otherwise.
 pub const DEFAULT_TOP: usize = 30;
 
+/// Writes to standard output (`-o -`), flushed, instead of a file.
+pub fn write_stdout(fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    fill(&mut out)?;
+    out.flush()
+        .map_err(|e| Error::io("writing to standard output", e))
+}
+
 /// Writes a file so that readers see either the old file or the complete new one.
 pub fn write_atomically(
     path: &Path,

@@ -22,7 +22,6 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
-use crate::output::profile::Entry;
 use crate::output::{Profile, Recording};
 
 /// The `profile.proto` messages, with the spec's field numbers (the newest optional fields,
@@ -205,49 +204,41 @@ fn build(profile: &Profile, recording: &Recording) -> proto::Profile {
     let time_type = strings.value_type(time_kind, "nanoseconds");
     let interval = i64::try_from(recording.interval().as_nanos()).unwrap_or(i64::MAX);
 
-    // Functions by (name, file, first line), locations by (function, line); ids from 1. Every
-    // entry is on some stack, so each gets its location here, indexed like the entries.
+    // Functions as `Profile::functions` groups the entries, locations by (function, line);
+    // ids from 1. Every entry is on some stack, so each gets its location here, indexed like
+    // the entries.
     let mut functions: Vec<proto::Function> = Vec::new();
-    let mut function_ids: FxHashMap<(&str, &str, u32), u64> = FxHashMap::default();
     let mut locations: Vec<proto::Location> = Vec::new();
     let mut location_ids: FxHashMap<(u64, u32), u64> = FxHashMap::default();
     let mut location_of_entry: Vec<u64> = Vec::with_capacity(profile.entries().len());
-    for entry in profile.entries() {
-        let Entry {
-            name,
-            file,
-            line,
-            first_line,
-            ..
-        } = entry;
-        let function_id = *function_ids
-            .entry((&**name, &**file, *first_line))
+    for (entry, function) in profile.entries().iter().zip(profile.functions()) {
+        if function as usize == functions.len() {
+            // No system name: pprof "demangles" a function whose system name equals its
+            // name, and its C++ heuristics cut `<module>` to nothing and drop anything in
+            // parentheses from a process root. Python names need no demangling.
+            functions.push(proto::Function {
+                id: u64::from(function) + 1,
+                name: strings.add(&entry.name),
+                system_name: 0,
+                filename: strings.add(&entry.file),
+                start_line: i64::from(entry.first_line),
+            });
+        }
+        let function_id = u64::from(function) + 1;
+        let location_id = *location_ids
+            .entry((function_id, entry.line))
             .or_insert_with(|| {
-                let id = functions.len() as u64 + 1;
-                // No system name: pprof "demangles" a function whose system name equals its
-                // name, and its C++ heuristics cut `<module>` to nothing and drop anything
-                // in parentheses from a process root. Python names need no demangling.
-                functions.push(proto::Function {
+                let id = locations.len() as u64 + 1;
+                locations.push(proto::Location {
                     id,
-                    name: strings.add(name),
-                    system_name: 0,
-                    filename: strings.add(file),
-                    start_line: i64::from(*first_line),
+                    line: vec![proto::Line {
+                        function_id,
+                        line: i64::from(entry.line),
+                    }],
+                    ..Default::default()
                 });
                 id
             });
-        let location_id = *location_ids.entry((function_id, *line)).or_insert_with(|| {
-            let id = locations.len() as u64 + 1;
-            locations.push(proto::Location {
-                id,
-                line: vec![proto::Line {
-                    function_id,
-                    line: i64::from(*line),
-                }],
-                ..Default::default()
-            });
-            id
-        });
         location_of_entry.push(location_id);
     }
 
@@ -259,10 +250,7 @@ fn build(profile: &Profile, recording: &Recording) -> proto::Profile {
         .threads()
         .iter()
         .map(|thread| {
-            let id = match thread.os_thread_id {
-                Some(tid) => i64::from(tid),
-                None => thread.thread_id as i64,
-            };
+            let id = thread.id() as i64;
             let mut labels = vec![
                 proto::Label {
                     key: pid_key,

@@ -61,11 +61,6 @@ impl Entry {
         }
     }
 
-    /// True for a frame of the target's Python code.
-    pub fn is_python(&self) -> bool {
-        self.kind == EntryKind::Python
-    }
-
     /// The text of the frame in collapsed stacks and flame graphs: `function (file:line)`,
     /// `function (file)` without a line, and the bare text of markers and roots.
     pub fn text(&self) -> String {
@@ -96,6 +91,11 @@ impl ThreadInfo {
     /// `thread TID "NAME"`, as the thread root frame shows it.
     pub fn label(&self) -> String {
         thread_root(self.os_thread_id, self.thread_id, self.name.as_deref())
+    }
+
+    /// The thread's number for tools that want one: the kernel's id, else Python's.
+    pub fn id(&self) -> u64 {
+        self.os_thread_id.map_or(self.thread_id, u64::from)
     }
 }
 
@@ -183,11 +183,6 @@ impl Profile {
     pub fn with_timeline(mut self, on: bool) -> Profile {
         self.timeline = on.then(Timeline::default);
         self
-    }
-
-    /// The style frames are shown in.
-    pub fn style(&self) -> FrameStyle {
-        self.style
     }
 
     /// Adds every thread of a sample taken `at` after sampling began (threads without Python
@@ -308,10 +303,7 @@ impl Profile {
         let id = self.intern(Entry {
             kind: EntryKind::Python,
             name: frame.name.clone(),
-            file: frame
-                .short_filename
-                .clone()
-                .unwrap_or_else(|| frame.filename.clone()),
+            file: frame.display_file().clone(),
             line,
             first_line: frame.first_line,
         });
@@ -337,6 +329,21 @@ impl Profile {
     /// Every distinct frame; stacks hold indexes into this.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// For each entry, its function's number: entries that differ only in the line shown are
+    /// one function, (kind, name, file, first line). Functions are numbered from 0 in the order
+    /// of their first entry, so a number equal to the count so far is a function's first entry.
+    pub fn functions(&self) -> Vec<u32> {
+        let mut ids: FxHashMap<(EntryKind, &str, &str, u32), u32> = FxHashMap::default();
+        self.entries
+            .iter()
+            .map(|e| {
+                let next = ids.len() as u32;
+                *ids.entry((e.kind, &e.name, &e.file, e.first_line))
+                    .or_insert(next)
+            })
+            .collect()
     }
 
     /// Every thread that had a Python stack, in the order first seen.

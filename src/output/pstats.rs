@@ -45,8 +45,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use crate::error::{Error, Result};
 use crate::output::profile::{Entry, EntryKind};
 use crate::output::{Profile, Recording};
@@ -124,18 +122,17 @@ impl Function {
 
 /// Every function of the profile, sorted by key; callers refer to other rows by index.
 fn table(profile: &Profile) -> Vec<Function> {
-    let entries = profile.entries();
     // Entries that differ only in the line shown are one function.
-    let mut ids: FxHashMap<Key, usize> = FxHashMap::default();
     let mut functions: Vec<Function> = Vec::new();
-    let function_of: Vec<usize> = entries
+    let function_of: Vec<usize> = profile
+        .entries()
         .iter()
-        .map(|entry| {
-            let key = Key::of(entry);
-            *ids.entry(key.clone()).or_insert_with(|| {
-                functions.push(Function::new(key));
-                functions.len() - 1
-            })
+        .zip(profile.functions())
+        .map(|(entry, function)| {
+            if function as usize == functions.len() {
+                functions.push(Function::new(Key::of(entry)));
+            }
+            function as usize
         })
         .collect();
 

@@ -84,14 +84,12 @@ pub fn write(profile: &Profile, recording: &Recording, out: &mut dyn Write) -> R
     let several_processes = profile.threads().iter().any(|t| t.command_line.is_some());
     let mut profiles = Vec::new();
     for (thread, mut stacks) in profile.threads().iter().zip(by_thread) {
-        stacks.sort_by(|a, b| {
-            let text = |s: &StackRef| -> Vec<&str> {
-                s.frames
-                    .iter()
-                    .map(|i| texts[*i as usize].as_str())
-                    .collect()
-            };
-            text(a).cmp(&text(b))
+        // Each stack's texts are gathered once, not at every comparison.
+        stacks.sort_by_cached_key(|s| -> Vec<&str> {
+            s.frames
+                .iter()
+                .map(|i| texts[*i as usize].as_str())
+                .collect()
         });
         let weights: Vec<f64> = stacks.iter().map(|s| s.count as f64 * interval).collect();
         let name = if several_processes {

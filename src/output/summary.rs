@@ -26,24 +26,42 @@ pub struct Row {
     pub total: u64,
 }
 
+/// Each frame's (own, total) counts over `stacks` (frames root first, with a count): own
+/// where it is the innermost frame, total wherever it is on the stack, once per stack however
+/// often it recurses. `sampler diff` counts its profiles the same way.
+pub fn own_and_total<'a, F>(
+    stacks: impl IntoIterator<Item = (F, u64)>,
+) -> FxHashMap<&'a str, (u64, u64)>
+where
+    F: IntoIterator<Item = &'a str>,
+{
+    let mut counts: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for (frames, count) in stacks {
+        seen.clear();
+        let mut leaf = None;
+        for frame in frames {
+            leaf = Some(frame);
+            if !seen.contains(&frame) {
+                seen.push(frame);
+                counts.entry(frame).or_default().1 += count;
+            }
+        }
+        if let Some(leaf) = leaf {
+            counts.entry(leaf).or_default().0 += count;
+        }
+    }
+    counts
+}
+
 /// Every frame's counts, busiest (by own, then total, then label) first.
 pub fn rows(profile: &Profile) -> Vec<Row> {
     let labels: Vec<String> = profile.entries().iter().map(|e| e.text()).collect();
-    let mut counts: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for stack in profile.stacks() {
-        seen.clear();
-        for id in stack.frames {
-            let label = labels[*id as usize].as_str();
-            if !seen.contains(&label) {
-                seen.push(label);
-                counts.entry(label).or_default().1 += stack.count;
-            }
-        }
-        if let Some(leaf) = stack.frames.last() {
-            counts.entry(&labels[*leaf as usize]).or_default().0 += stack.count;
-        }
-    }
+    let stacks = profile.stacks();
+    let counts = own_and_total(stacks.iter().map(|stack| {
+        let frames = stack.frames.iter().map(|id| labels[*id as usize].as_str());
+        (frames, stack.count)
+    }));
     let mut rows: Vec<Row> = counts
         .into_iter()
         .map(|(label, (own, total))| Row {
@@ -117,6 +135,13 @@ mod tests {
     use crate::output::collapsed::tests::{frame, sample};
     use crate::output::FrameStyle;
     use std::time::Duration;
+
+    #[test]
+    fn a_recursive_leaf_is_own_once_and_total_once() {
+        let counts = own_and_total([(vec!["a", "b", "a"], 2), (vec!["a"], 1)]);
+        assert_eq!(counts["a"], (3, 3));
+        assert_eq!(counts["b"], (0, 2));
+    }
 
     #[test]
     fn own_is_the_leaf_and_total_counts_recursion_once() {

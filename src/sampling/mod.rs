@@ -400,17 +400,15 @@ impl Sampler {
             )
         };
         let moved = |stacks: &[ThreadStack]| crate::python::stacks_moved(&self.process, stacks);
-        let mut first = read()?;
-        let (stacks, locals) = if moved(&first.0) {
+        let mut read_so_far = read()?;
+        if moved(&read_so_far.0) {
             self.retaken.0 += 1;
-            first = read()?;
-            if moved(&first.0) {
+            read_so_far = read()?;
+            if moved(&read_so_far.0) {
                 self.retaken.1 += 1;
             }
-            first
-        } else {
-            first
-        };
+        }
+        let (stacks, locals) = read_so_far;
         let tids = self.thread_states.tids(&self.process)?;
         let native_ids = self.native_ids(&stacks, &tids);
         let read_none = self.options.include_idle && !self.options.activity;

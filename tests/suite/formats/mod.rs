@@ -95,6 +95,20 @@ pub fn record_workload(
     }
 }
 
+/// The line of `def NAME(` in the workload: the function's first line (1 for `<module>`).
+pub fn def_line(name: &str) -> u32 {
+    if name == "<module>" {
+        return 1;
+    }
+    let source = std::fs::read_to_string(script("formats.py")).unwrap();
+    let def = format!("def {name}(");
+    source
+        .lines()
+        .position(|l| l.starts_with(&def))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no `{def}` in formats.py"))
+}
+
 /// The folder the consumers are installed in (`.ci/install-consumers.sh`).
 pub fn consumers() -> PathBuf {
     repo().join(".cache/consumers")

@@ -226,20 +226,6 @@ fn raw(recorded: &Recorded) -> Raw {
 /// The functions the workload's main thread runs, root first.
 const MAIN_FUNCTIONS: [&str; 6] = ["<module>", "cycle", "heavy", "light", "recurse", "spin"];
 
-/// The line of `def NAME(` in the workload (1 for `<module>`).
-fn def_line(name: &str) -> u32 {
-    if name == "<module>" {
-        return 1;
-    }
-    let source = std::fs::read_to_string(script("formats.py")).unwrap();
-    let def = format!("def {name}(");
-    source
-        .lines()
-        .position(|l| l.starts_with(&def))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no {def} in formats.py"))
-}
-
 /// Checks every view against the others on one recording, at 200 Hz for 3 s on 3.12 (no
 /// `--idle`, so CPU time): the functions, sample types, flat and cumulative counts (exact
 /// between views, 3:1:1 between the workload's functions), the stacks with their lines, leaf

@@ -62,16 +62,6 @@ json.dump(out, sys.stdout)
 /// The workload's functions below `<module>`.
 const FUNCTIONS: [&str; 5] = ["cycle", "heavy", "light", "recurse", "spin"];
 
-/// The line of `def NAME(` in the workload: the function's first line.
-fn def_line(name: &str) -> u64 {
-    let text = std::fs::read_to_string(script("formats.py")).unwrap();
-    let want = format!("def {name}(");
-    text.lines()
-        .position(|l| l.starts_with(&want))
-        .map(|i| i as u64 + 1)
-        .unwrap_or_else(|| panic!("no `{want}` in formats.py"))
-}
-
 /// Every Python 3 of the matrix, and the machine's own `python3` when it is another file.
 fn python3s() -> Vec<Python> {
     let mut all: Vec<Python> = pythons().into_iter().filter(|p| p.version.0 == 3).collect();
@@ -144,7 +134,7 @@ fn check_pstats_view(loaded: &Value, file: &str, recorded: &Recorded) {
     for name in FUNCTIONS {
         let f = function(functions, name);
         assert_eq!(str_of(f, "file"), file, "{f}");
-        assert_eq!(f["line"].as_u64(), Some(def_line(name)), "{f}");
+        assert_eq!(f["line"].as_u64(), Some(u64::from(def_line(name))), "{f}");
         assert_eq!(f["cc"], f["nc"], "{f}");
         assert!(num(f, "nc") >= 1.0, "{f}");
     }
@@ -214,7 +204,10 @@ fn check_pstats_view(loaded: &Value, file: &str, recorded: &Recorded) {
     assert!((caller_tt - num(spin, "tt")).abs() <= 1e-6, "{spin}");
     for c in callers {
         assert_eq!(str_of(c, "file"), file);
-        assert_eq!(c["line"].as_u64(), Some(def_line(str_of(c, "name"))));
+        assert_eq!(
+            c["line"].as_u64(),
+            Some(u64::from(def_line(str_of(c, "name"))))
+        );
         assert_eq!(c["value"].as_array().unwrap().len(), 4, "{c}");
     }
     // recurse calls itself and is called by cycle.

@@ -114,13 +114,3 @@ fn speedscope_shows_function_lines_and_thread_roots() {
     assert_eq!(heavy[0]["line"], def_line("heavy"));
     let _ = weights(main, "cycle", Some(def_line("cycle")));
 }
-
-/// The line of `def NAME(` in the workload.
-pub fn def_line(name: &str) -> u32 {
-    let text = std::fs::read_to_string(script("formats.py")).unwrap();
-    let def = format!("def {name}(");
-    text.lines()
-        .position(|l| l.starts_with(&def))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no `{def}` in formats.py"))
-}

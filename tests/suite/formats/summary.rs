@@ -1,6 +1,5 @@
 //! `-f summary`: the text table, written to standard output with `-o -`.
 
-use super::speedscope::def_line;
 use super::*;
 
 /// `(own %, total %, own s, total s)` of the row whose label starts with `label`.
