@@ -10,6 +10,7 @@ use crate::config::{
     Command, DiffConfig, DiffFormat, DumpConfig, RecordConfig, Sampling, Target, TopConfig,
 };
 use crate::output::{Format, FrameStyle};
+use crate::sampling::Pausing;
 
 /// A sampling profiler for CPython that reads the interpreter from outside the process.
 #[derive(Debug, Parser)]
@@ -147,8 +148,13 @@ struct SamplingArgs {
     /// Sample only the thread holding the GIL (each sample has at most one stack).
     #[arg(short, long)]
     gil: bool,
-    /// Do not pause the target while reading it (lower overhead, stacks may be torn).
-    #[arg(long)]
+    /// When to pause the target's running threads for a sample: `on-race` reads without
+    /// pausing and pauses only to take again a sample that raced with a call or return;
+    /// `always` pauses for every sample; `never` is `--nonblocking`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = CliPausing::OnRace)]
+    pause: CliPausing,
+    /// Never pause the target (`--pause never`): a sample that raced twice is kept as read.
+    #[arg(long, conflicts_with = "pause")]
     nonblocking: bool,
     /// Show whole file names instead of package-relative ones.
     #[arg(long)]
@@ -165,11 +171,29 @@ impl SamplingArgs {
             rate_hz: f64::from(self.rate),
             include_idle: self.idle,
             gil_only: self.gil,
-            nonblocking: self.nonblocking,
+            pausing: if self.nonblocking {
+                Pausing::Never
+            } else {
+                match self.pause {
+                    CliPausing::OnRace => Pausing::OnRace,
+                    CliPausing::Always => Pausing::Always,
+                    CliPausing::Never => Pausing::Never,
+                }
+            },
             full_filenames: self.full_filenames,
             subprocesses: self.subprocesses,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CliPausing {
+    /// Pause only to take again a sample whose unpaused read raced.
+    OnRace,
+    /// Pause for every sample.
+    Always,
+    /// Never pause.
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -341,7 +365,7 @@ mod tests {
         assert!(
             !(c.sampling.include_idle
                 || c.sampling.gil_only
-                || c.sampling.nonblocking
+                || c.sampling.pausing != Pausing::OnRace
                 || c.sampling.full_filenames)
         );
         let Command::Top(c) = parse(&[
@@ -367,9 +391,28 @@ mod tests {
         assert!(
             c.sampling.include_idle
                 && c.sampling.gil_only
-                && c.sampling.nonblocking
+                && c.sampling.pausing == Pausing::Never
                 && c.sampling.full_filenames
         );
+    }
+
+    #[test]
+    fn pausing_is_on_race_unless_asked_and_nonblocking_means_never() {
+        let pausing = |extra: &[&str]| {
+            let mut args = vec!["sampler", "record", "-p", "42"];
+            args.extend_from_slice(extra);
+            parse(&args).map(|c| match c {
+                Command::Record(c) => c.sampling.pausing,
+                _ => panic!("not record"),
+            })
+        };
+        assert_eq!(pausing(&[]).unwrap(), Pausing::OnRace);
+        assert_eq!(pausing(&["--pause", "always"]).unwrap(), Pausing::Always);
+        assert_eq!(pausing(&["--pause", "never"]).unwrap(), Pausing::Never);
+        assert_eq!(pausing(&["--pause", "on-race"]).unwrap(), Pausing::OnRace);
+        assert_eq!(pausing(&["--nonblocking"]).unwrap(), Pausing::Never);
+        assert!(pausing(&["--pause", "sometimes"]).is_err());
+        assert!(pausing(&["--pause", "always", "--nonblocking"]).is_err());
     }
 
     #[test]
@@ -401,7 +444,7 @@ mod tests {
         assert!(
             c.sampling.include_idle
                 && c.sampling.gil_only
-                && c.sampling.nonblocking
+                && c.sampling.pausing == Pausing::Never
                 && c.sampling.full_filenames
         );
         assert!(!c.sampling.subprocesses);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::output::{Format, FrameStyle};
 use crate::python::frames::MAX_DEPTH;
-use crate::sampling::SamplerOptions;
+use crate::sampling::{Pausing, SamplerOptions};
 
 /// What to profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub struct Sampling {
     pub include_idle: bool,
     /// Keep only the thread holding the GIL.
     pub gil_only: bool,
-    /// Do not pause the target.
-    pub nonblocking: bool,
+    /// When to pause the target.
+    pub pausing: Pausing,
     /// Keep file names whole.
     pub full_filenames: bool,
     /// Follow the target's descendants too, each stack rooted at its process.
@@ -40,7 +40,7 @@ impl Sampling {
         SamplerOptions {
             rate_hz: self.rate_hz,
             duration,
-            nonblocking: self.nonblocking,
+            pausing: self.pausing,
             include_idle: self.include_idle,
             activity: true,
             gil_only: self.gil_only,

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::model::Sample;
 use crate::python::frames::MAX_DEPTH;
 use crate::sampling::tree::ProcessTree;
-use crate::sampling::{Sampler, SamplerOptions};
+use crate::sampling::{Pausing, Sampler, SamplerOptions};
 
 #[derive(Serialize)]
 struct JsonDump<'a> {
@@ -75,7 +75,12 @@ pub fn run(config: &DumpConfig, out: &mut dyn Write) -> anyhow::Result<()> {
     let options = SamplerOptions {
         rate_hz: 1.0,
         duration: None,
-        nonblocking: config.nonblocking,
+        // One sample: every running thread read at the same instant, whatever it costs.
+        pausing: if config.nonblocking {
+            Pausing::Never
+        } else {
+            Pausing::Always
+        },
         include_idle: true,
         activity: true,
         gil_only: false,

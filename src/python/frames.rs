@@ -54,14 +54,19 @@ pub struct Walk {
     pub refs: Vec<FrameRef>,
     /// True when frames beyond the cap were left out.
     pub truncated: bool,
-    /// The innermost frame's caller's instruction word as the walk read it: see [`Mark`].
+    /// The words the chain was built from, as the walk read them: see [`Mark`].
+    pub marks: Vec<Mark>,
+    /// Of those, the innermost frame's caller's instruction word: the caller waits at its
+    /// call instruction for as long as the innermost call lasts.
     pub caller: Option<Mark>,
 }
 
-/// A word of remote memory and the value a walk read there. The caller of the innermost frame
-/// waits at its call instruction for as long as the call lasts, so reading its instruction
-/// word again tells whether the innermost frame the walk saw is still the same call (a thread
-/// that returned and called again at once can leave the frame pointer as it was).
+/// A word of remote memory and the value a walk read there: one of the words a stack was
+/// built from. Every frame's link to the next and its code object, and every frame's
+/// instruction word except the innermost's (which moves as that frame runs), stay put for as
+/// long as the stack the walk saw lasts; reading them all again tells whether the thread
+/// called or returned while its stack was copied, which can leave a copy that mixes two
+/// moments (see [`crate::python::stacks_moved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     /// Where the word is.
@@ -70,6 +75,17 @@ pub struct Mark {
     pub width: usize,
     /// What the walk read.
     pub value: u64,
+}
+
+impl Mark {
+    /// The 8-byte word at `offset` of `buf`, a copy of the memory at `base`.
+    fn word(buf: &[u8], base: RemoteAddr, offset: u64) -> Result<Mark> {
+        Ok(Mark {
+            at: base.offset(offset)?,
+            width: 8,
+            value: buf.u64_at(offset)?,
+        })
+    }
 }
 
 /// Copies of a thread's data-stack chunks that frame reads are served from when they fall
@@ -205,7 +221,9 @@ pub fn walk(
     if thread.frame.is_null() {
         return Ok(walk);
     }
-    // First the chain: (code object, byte offset into its bytecode) of every Python frame.
+    // First the chain: (code object, byte offset into its bytecode) of every Python frame,
+    // and the link and code words of every frame walked.
+    let mut links = Vec::new();
     let chain = match &layout.frames {
         FrameModel::Interpreter(f) => {
             let start = match layout.code.bytecode {
@@ -214,12 +232,25 @@ pub fn walk(
                     return Err(Error::corrupt("interpreter frames need inline bytecode"))
                 }
             };
-            interpreter_chain(mem, f, start, thread, max_depth, &mut walk.truncated)?
+            interpreter_chain(
+                mem,
+                f,
+                start,
+                thread,
+                max_depth,
+                &mut walk.truncated,
+                &mut links,
+            )?
         }
-        FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk.truncated)?,
+        FrameModel::Objects(f) => {
+            object_chain(mem, f, thread, max_depth, &mut walk.truncated, &mut links)?
+        }
     };
-    // Then the code objects: cached ones are re-checked in one batch, new ones read.
+    // Every instruction word but the innermost frame's is one the stack was built from.
+    walk.marks = links;
+    walk.marks.extend(chain.iter().skip(1).map(|c| c.mark));
     walk.caller = chain.get(1).map(|c| c.mark);
+    // Then the code objects: cached ones are re-checked in one batch, new ones read.
     let addrs: Vec<RemoteAddr> = chain.iter().map(|s| s.code).collect();
     cache.validate(mem, layout, &addrs);
     walk.frames.reserve(chain.len());
@@ -307,6 +338,7 @@ fn interpreter_chain(
     thread: &ThreadState,
     max_depth: usize,
     truncated: &mut bool,
+    links: &mut Vec<Mark>,
 ) -> Result<Vec<ChainFrame>> {
     let mut prefetch = Prefetch::new(mem, f.chunk, thread);
     follow_chain(thread.frame, max_depth, truncated, |addr| {
@@ -314,6 +346,8 @@ fn interpreter_chain(
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
         };
+        links.push(Mark::word(&buf, addr, f.previous)?);
+        links.push(Mark::word(&buf, addr, f.executable)?);
         let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
             None
         } else {
@@ -341,9 +375,12 @@ fn object_chain(
     thread: &ThreadState,
     max_depth: usize,
     truncated: &mut bool,
+    links: &mut Vec<Mark>,
 ) -> Result<Vec<ChainFrame>> {
     follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf = mem.read_vec(addr, f.size as usize)?;
+        links.push(Mark::word(&buf, addr, f.back)?);
+        links.push(Mark::word(&buf, addr, f.code)?);
         let raw = buf.i32_at(f.lasti)?;
         let mark = Mark {
             at: addr.offset(f.lasti)?,

@@ -57,44 +57,95 @@ pub struct ThreadStack {
     pub frame_refs: Vec<frames::FrameRef>,
     /// True when this thread held the GIL at the sample.
     pub holds_gil: bool,
-    /// The innermost frame's caller's instruction word, as walked.
+    /// The words the stack was built from, as walked (see [`frames::Mark`]).
+    pub marks: Vec<frames::Mark>,
+    /// Of those, the innermost frame's caller's instruction word.
     pub caller: Option<frames::Mark>,
 }
 
 /// True when some thread's stack may have changed while it was read without pausing: its
-/// frame pointer, or its innermost frame's caller's instruction word, no longer holds what
-/// the walk read. A call or a return during the read can leave a stack that mixes two
-/// moments; both words stay put for as long as the innermost call the walk saw goes on. One
-/// batched read, fresh from the target (never through a [`crate::process::recall::Recall`]);
-/// a word that cannot be read (the thread is exiting) does not count.
-pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack]) -> bool {
-    let mut marks = Vec::with_capacity(2 * stacks.len());
-    for stack in stacks {
-        if !stack.thread.frame_slot.is_null() {
-            marks.push(frames::Mark {
-                at: stack.thread.frame_slot,
+/// frame pointer, or one of the words its stack was built from (each frame's link, code
+/// object and, but for the innermost frame, instruction word), no longer holds what the walk
+/// read. A call or a return during the read can leave a stack that mixes two moments (or
+/// a frame of one moment linked to frames of another); all of these words stay put for as
+/// long as the stack the walk saw lasts, and checking every one of them (not just the top
+/// few) catches a thread that returned and called again into the same frame while it was
+/// copied. Words less than 1 KiB apart are read as one span (a thread's frames in its
+/// data stack, one or two pages, are one read), all in one batched read, fresh from the
+/// target (never through a [`crate::process::recall::Recall`]); words that cannot be read
+/// (the thread is exiting) do not count.
+///
+/// With `Check::Quick`, only the frame pointer and the innermost frame's caller's
+/// instruction word are read again: that catches a call or a return during the read unless
+/// the thread also got back to the same call of the same caller by the end, which code that
+/// calls and returns in the same places within microseconds often does.
+pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack], check: Check) -> bool {
+    let marks = || {
+        stacks.iter().flat_map(move |stack| {
+            let slot = &stack.thread.frame_slot;
+            let pointer = (!slot.is_null()).then_some(frames::Mark {
+                at: *slot,
                 width: 8,
                 value: stack.thread.frame.0,
             });
+            let words = match check {
+                Check::Full => &stack.marks[..],
+                Check::Quick => stack.caller.as_slice(),
+            };
+            pointer.into_iter().chain(words.iter().copied())
+        })
+    };
+    // Spans of nearby words, in the order the walk read them (a thread's frames in its data
+    // stack come one after the other, so no sorting is needed). A gap shorter than a page
+    // lies in pages that hold one of the words on either side of it, so it is readable too.
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    let mut span_of: Vec<usize> = Vec::new();
+    for m in marks() {
+        let (start, end) = (m.at.0, m.at.0.saturating_add(m.width as u64));
+        match spans.last_mut() {
+            Some((s, e))
+                if end.saturating_add(CHECK_GAP) >= *s
+                    && start <= e.saturating_add(CHECK_GAP)
+                    && end.max(*e) - start.min(*s) <= MAX_CHECK_SPAN =>
+            {
+                (*s, *e) = (start.min(*s), end.max(*e));
+            }
+            _ => spans.push((start, end)),
         }
-        marks.extend(stack.caller);
+        span_of.push(spans.len() - 1);
     }
-    if marks.is_empty() {
+    if spans.is_empty() {
         return false;
     }
-    let mut requests: Vec<ReadRequest> = marks
+    let mut requests: Vec<ReadRequest> = spans
         .iter()
-        .map(|m| ReadRequest::new(m.at, m.width))
+        .map(|&(start, end)| ReadRequest::new(RemoteAddr(start), (end - start) as usize))
         .collect();
     mem.read_many(&mut requests);
-    marks.iter().zip(&requests).any(|(mark, read)| {
+    marks().zip(span_of).any(|(mark, span)| {
+        let read = &requests[span];
+        let at = (mark.at.0 - read.addr.0) as usize;
         let mut word = [0u8; 8];
         read.ok && {
-            word[..mark.width].copy_from_slice(&read.buf[..mark.width]);
+            word[..mark.width].copy_from_slice(&read.buf[at..at + mark.width]);
             u64::from_le_bytes(word) != mark.value
         }
     })
 }
+
+/// Which words [`stacks_moved`] reads again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Every word each stack was built from.
+    Full,
+    /// Each frame pointer and innermost caller's instruction word.
+    Quick,
+}
+
+/// Words of a stack check this close are read as one span.
+const CHECK_GAP: u64 = 1024;
+/// The longest span words of a stack check are merged into.
+const MAX_CHECK_SPAN: u64 = 1 << 20;
 
 /// How [`Interpreter::attach_with`] finds the interpreter's root structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -411,6 +462,7 @@ impl Interpreter {
                 frames,
                 frame_refs,
                 holds_gil,
+                marks: walk.marks,
                 caller: walk.caller,
             });
         }
@@ -471,9 +523,11 @@ fn read_version(process: &Process, binary: &PythonBinary) -> Result<PyVersion> {
 mod tests {
     use super::*;
     use crate::process::snapshot::Snapshot;
+    use crate::process::CountingReader;
     use std::collections::BTreeMap;
 
-    fn stack(frame: u64, caller: Option<frames::Mark>) -> ThreadStack {
+    fn stack(frame: u64, marks: Vec<frames::Mark>) -> ThreadStack {
+        let caller = marks.get(1).copied();
         ThreadStack {
             thread: ThreadState {
                 addr: RemoteAddr(0x100),
@@ -486,40 +540,59 @@ mod tests {
             frames: Vec::new(),
             frame_refs: Vec::new(),
             holds_gil: true,
+            marks,
             caller,
         }
     }
 
     #[test]
-    fn a_moved_frame_pointer_or_caller_instruction_is_noticed() {
-        let mut word = 0x7000u64.to_le_bytes().to_vec();
-        word.extend(0x1234_5678u32.to_le_bytes());
+    fn a_moved_frame_pointer_or_stack_word_is_noticed() {
+        // The frame pointer at 0x1000; a caller's instruction word at 0x1008; frames' links
+        // at 0x1400 (one span with the first two) and far away at 0x8000.
+        let mut near = 0x7000u64.to_le_bytes().to_vec();
+        near.extend(0x1234_5678u32.to_le_bytes());
+        near.resize(0x400, 0);
+        near.extend(0x6000u64.to_le_bytes());
         let mut pieces = BTreeMap::new();
-        pieces.insert(0x1000, word);
-        let mem = Snapshot::from_pieces(serde_json::Value::Null, pieces);
-        let caller = |value: u64| frames::Mark {
-            at: RemoteAddr(0x1008),
-            width: 4,
+        pieces.insert(0x1000, near);
+        pieces.insert(0x8000, 0x5000u64.to_le_bytes().to_vec());
+        let mem = CountingReader::new(Snapshot::from_pieces(serde_json::Value::Null, pieces));
+        let mark = |at: u64, width: usize, value: u64| frames::Mark {
+            at: RemoteAddr(at),
+            width,
             value,
         };
+        let walked = || {
+            vec![
+                mark(0x8000, 8, 0x5000),
+                mark(0x1008, 4, 0x1234_5678),
+                mark(0x1400, 8, 0x6000),
+            ]
+        };
+        assert!(!stacks_moved(&mem, &[stack(0x7000, walked())], Check::Full));
+        // One batched read, of two spans.
+        assert_eq!(mem.reads(), 1);
         assert!(!stacks_moved(
             &mem,
-            &[stack(0x7000, Some(caller(0x1234_5678)))]
+            &[stack(0x7000, walked())],
+            Check::Quick
         ));
         // Another innermost frame: the thread called or returned.
-        assert!(stacks_moved(&mem, &[stack(0x7100, None)]));
-        // The same frame pointer, but its caller moved on: it returned and called again.
-        assert!(stacks_moved(
-            &mem,
-            &[stack(0x7000, Some(caller(0x1234_5600)))]
-        ));
+        assert!(stacks_moved(&mem, &[stack(0x7100, walked())], Check::Full));
+        // The same frame pointer, but a word of the stack moved on: it returned and called
+        // again while the stack was copied. Any of them, the last one included.
+        for moved in 0..3 {
+            let mut marks = walked();
+            marks[moved].value += 8;
+            let quick = moved == 1;
+            let stacks = [stack(0x7000, marks)];
+            assert!(stacks_moved(&mem, &stacks, Check::Full), "{moved}");
+            assert_eq!(stacks_moved(&mem, &stacks, Check::Quick), quick, "{moved}");
+        }
         // Words that cannot be read do not count.
-        let gone = frames::Mark {
-            at: RemoteAddr(0x9000),
-            width: 8,
-            value: 1,
-        };
-        assert!(!stacks_moved(&mem, &[stack(0x7000, Some(gone))]));
-        assert!(!stacks_moved(&mem, &[]));
+        let mut gone = walked();
+        gone.push(mark(0x9_0000, 8, 1));
+        assert!(!stacks_moved(&mem, &[stack(0x7000, gone)], Check::Full));
+        assert!(!stacks_moved(&mem, &[], Check::Full));
     }
 }

@@ -18,7 +18,7 @@ use crate::model::{Local, Sample, ThreadSample};
 use crate::process::recall::Recall;
 use crate::process::{pthread, OsThread, Process, ReadMemory, ThreadStates};
 use crate::python::threading::ThreadNames;
-use crate::python::{Interpreter, ThreadStack};
+use crate::python::{Check, Interpreter, ThreadStack};
 
 use schedule::Schedule;
 
@@ -33,6 +33,23 @@ type Stacks = (
     Vec<OsThread>,
 );
 
+/// When a sample pauses the target's running threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pausing {
+    /// Read without pausing, check that no thread called or returned meanwhile
+    /// ([`crate::python::stacks_moved`]), and take a sample that raced again with the running
+    /// threads paused. Every sample is consistent, and nearly all cost the target nothing.
+    /// Reading locals always pauses: values change without a call or a return.
+    #[default]
+    OnRace,
+    /// Pause the running threads for every sample: all of them are read at one instant, at a
+    /// cost to the target of a ptrace stop and restart each time.
+    Always,
+    /// Never pause (`--nonblocking`): a sample that raced is read once more, unpaused, and
+    /// kept as it is if it raced again.
+    Never,
+}
+
 /// How to take samples.
 #[derive(Debug, Clone)]
 pub struct SamplerOptions {
@@ -40,8 +57,8 @@ pub struct SamplerOptions {
     pub rate_hz: f64,
     /// Stop after this long (None: until the target exits or we are told to stop).
     pub duration: Option<Duration>,
-    /// Do not pause the target while reading.
-    pub nonblocking: bool,
+    /// When the target's running threads are paused for a sample.
+    pub pausing: Pausing,
     /// Keep threads the OS reports idle.
     pub include_idle: bool,
     /// Tell active threads from idle ones even when idle ones are kept (`ThreadSample::active`,
@@ -260,10 +277,30 @@ pub struct Sampler {
     thread_states: ThreadStates,
     /// Where the last sample read, read again in one batch when the next starts.
     recall: Recall,
-    /// Non-blocking samples taken again because a thread's frame moved while it was read,
-    /// and how many of those moved again (and were kept as they were).
-    retaken: (u64, u64),
+    /// Samples read without pausing that raced (a thread's frame moved while it was read, or
+    /// the read failed), and how many of those raced again when taken once more unpaused
+    /// ([`Pausing::Never`], kept as they were) or were taken again paused ([`Pausing::OnRace`]).
+    raced: (u64, u64),
+    /// [`Pausing::OnRace`]: how often reads without pausing race, a moving average.
+    race_rate: f64,
+    /// [`Pausing::OnRace`]: samples taken since the last read without pausing, and how many
+    /// such reads were made (up to [`WARMUP`]).
+    since_probe: u32,
+    probes: u32,
+    /// Samples taken paused, in the [`Pausing::OnRace`] mode.
+    paused: u64,
 }
+
+/// Above this share of reads racing, [`Pausing::OnRace`] pauses for every sample.
+const STORMY: f64 = 0.3;
+/// The weight of one read in the moving average of races.
+const RACE_WEIGHT: f64 = 1.0 / 16.0;
+/// While every sample is paused, one in this many is also read without pausing first, to see
+/// whether races have calmed down.
+const PROBE_EVERY: u32 = 16;
+/// The first samples are all read without pausing first, and all taken paused, until the
+/// rate of races is known: the average of this many reads.
+const WARMUP: u32 = 8;
 
 impl Sampler {
     /// Prepares to sample `process` through its attached `interpreter`.
@@ -278,7 +315,11 @@ impl Sampler {
             thread_names: ThreadNames::default(),
             thread_states: ThreadStates::new(process.pid()),
             recall: Recall::default(),
-            retaken: (0, 0),
+            raced: (0, 0),
+            race_rate: 0.0,
+            since_probe: 0,
+            probes: 0,
+            paused: 0,
             process,
         }
     }
@@ -295,10 +336,10 @@ impl Sampler {
 
     /// Takes one sample now. Idle threads are left out unless the options keep them.
     pub fn sample(&mut self) -> Result<Sample> {
-        let (stacks, mut locals, native_ids, mut os_threads) = if self.options.nonblocking {
-            self.read_without_pausing()?
-        } else {
-            self.read_pausing()?
+        let (stacks, mut locals, native_ids, mut os_threads) = match self.options.pausing {
+            Pausing::OnRace if !self.options.locals => self.read_optimistically()?,
+            Pausing::Never => self.read_without_pausing()?,
+            _ => self.read_pausing()?,
         };
         // A thread newer than the last listing of the threads: list them again now.
         let known: Vec<u32> = native_ids.iter().flatten().copied().collect();
@@ -366,13 +407,13 @@ impl Sampler {
             &mut self.recall,
         );
         let (stacks, locals) =
-            match Self::read_stacks(process, interpreter, options, recall, &running) {
+            match Self::read_stacks(process, interpreter, options, recall, Some(&running)) {
                 Err(e)
                     if running.len() < os_threads.len() && e.recovery() == Recovery::SkipSample =>
                 {
                     log::debug!("sample taken again with every thread paused, after: {e}");
                     let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
-                    Self::read_stacks(process, interpreter, options, recall, &every)?
+                    Self::read_stacks(process, interpreter, options, recall, Some(&every))?
                 }
                 stacks => stacks?,
             };
@@ -381,14 +422,60 @@ impl Sampler {
         Ok((stacks, locals, native_ids, os_threads))
     }
 
-    /// The non-blocking mode's reads: the stacks first, then the states of the threads that
-    /// do not hold the GIL (the holder is running, whatever its state file says).
+    /// [`Pausing::OnRace`]: the stacks read without pausing, then checked
+    /// (`stacks_moved`); a sample that raced, or whose read failed (a walk through frames that
+    /// changed under it), is taken again with the running threads paused.
     ///
-    /// A thread that calls or returns while its stack is copied can leave a stack that mixes
-    /// two moments. So the threads' frame pointers and their innermost callers' instruction
-    /// words are read once more afterwards (`stacks_moved`): if one moved, the stacks are read
-    /// again at once (from a fresh batch). A second move is kept
-    /// as it is: dropping it would leave out call-heavy code more than the rest.
+    /// The check compares words read twice, and a stack that changes and changes back between
+    /// the two reads can pass it. That takes code that calls and returns in the same places
+    /// many times within a few microseconds, the kind that makes most reads race. So while
+    /// more than [`STORMY`] of the reads race (a moving average), every sample is taken
+    /// paused; one in [`PROBE_EVERY`] is also read without pausing first, only to follow the
+    /// rate, and its result is set aside. The first [`WARMUP`] samples are read both ways.
+    fn read_optimistically(&mut self) -> Result<Stacks> {
+        let warming = self.probes < WARMUP;
+        let stormy = warming || self.race_rate > STORMY;
+        if stormy && !warming && self.since_probe + 1 < PROBE_EVERY {
+            self.since_probe += 1;
+            self.paused += 1;
+            return self.read_pausing();
+        }
+        self.since_probe = 0;
+        self.probes = (self.probes + 1).min(WARMUP);
+        let read = Self::read_stacks(
+            &self.process,
+            &mut self.interpreter,
+            &self.options,
+            &mut self.recall,
+            None,
+        );
+        let read = match read {
+            Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
+            read => read,
+        };
+        let raced = read.as_ref().map_or(true, |(stacks, _)| {
+            crate::python::stacks_moved(&self.process, stacks, Check::Full)
+        });
+        // A plain mean of the first reads, a moving average after.
+        let weight = (1.0 / f64::from(self.probes)).max(RACE_WEIGHT);
+        self.race_rate += (f64::from(u8::from(raced)) - self.race_rate) * weight;
+        if raced {
+            self.raced.0 += 1;
+        }
+        match read {
+            Ok(read) if !raced && !stormy => self.unpaused_threads(read),
+            _ => {
+                self.paused += 1;
+                self.read_pausing()
+            }
+        }
+    }
+
+    /// [`Pausing::Never`]: the stacks read first, then checked (`stacks_moved`). A thread that
+    /// calls or returns while its stack is copied can leave a stack that mixes two moments (or
+    /// a chain that makes no sense, and the read fails), so a sample that raced is read again
+    /// at once (from a fresh batch). A second race is kept as it is: dropping it would leave
+    /// out call-heavy code more than the rest; a second failure drops the sample.
     fn read_without_pausing(&mut self) -> Result<Stacks> {
         let mut read = || {
             Self::read_stacks(
@@ -396,19 +483,34 @@ impl Sampler {
                 &mut self.interpreter,
                 &self.options,
                 &mut self.recall,
-                &[],
+                None,
             )
         };
-        let moved = |stacks: &[ThreadStack]| crate::python::stacks_moved(&self.process, stacks);
-        let mut read_so_far = read()?;
-        if moved(&read_so_far.0) {
-            self.retaken.0 += 1;
-            read_so_far = read()?;
-            if moved(&read_so_far.0) {
-                self.retaken.1 += 1;
-            }
+        // The quick check: a second race is kept anyway, and on code that calls and returns
+        // in the same places within microseconds most reads race whatever the check.
+        let moved = |stacks: &[ThreadStack]| {
+            crate::python::stacks_moved(&self.process, stacks, Check::Quick)
+        };
+        let first = read();
+        let raced = match &first {
+            Ok((stacks, _)) => moved(stacks),
+            Err(e) => e.recovery() == Recovery::SkipSample,
+        };
+        if !raced {
+            return self.unpaused_threads(first?);
         }
-        let (stacks, locals) = read_so_far;
+        self.raced.0 += 1;
+        let second = read()?;
+        if moved(&second.0) {
+            self.raced.1 += 1;
+        }
+        self.unpaused_threads(second)
+    }
+
+    /// The threads' kernel ids and states for stacks read without pausing: the states of the
+    /// threads that do not hold the GIL are read after the stacks (the holder is running,
+    /// whatever its state file says); with `--idle` and no reader of activity, none are.
+    fn unpaused_threads(&mut self, (stacks, locals): StacksAndLocals) -> Result<Stacks> {
         let tids = self.thread_states.tids(&self.process)?;
         let native_ids = self.native_ids(&stacks, &tids);
         let read_none = self.options.include_idle && !self.options.activity;
@@ -425,19 +527,18 @@ impl Sampler {
     }
 
     /// Reads every thread's stack (and locals when asked) with the threads `pause` paused, or
-    /// without pausing anything in `--nonblocking` mode. What the last sample read is read
+    /// without pausing anything when `pause` is `None`. What the last sample read is read
     /// again in one batch first (see [`Recall`]).
     fn read_stacks(
         process: &Process,
         interpreter: &mut Interpreter,
         options: &SamplerOptions,
         recall: &mut Recall,
-        pause: &[u32],
+        pause: Option<&[u32]>,
     ) -> Result<StacksAndLocals> {
-        let _pause = if options.nonblocking {
-            None
-        } else {
-            Some(process.pause(pause)?)
+        let _pause = match pause {
+            Some(tids) => Some(process.pause(tids)?),
+            None => None,
         };
         recall.read_through(process, |mem| {
             Self::read_recalled(mem, interpreter, options)
@@ -515,14 +616,19 @@ impl Source for Sampler {
     }
 
     fn finish(&mut self) -> Dropped {
-        if self.retaken.0 > 0 {
-            log::info!(
-                "pid {}: {} samples taken again because a stack moved while it was read, {} of \
-                 them moved again and were kept",
-                self.process.pid(),
-                self.retaken.0,
-                self.retaken.1
-            );
+        let (raced, again) = self.raced;
+        let pid = self.process.pid();
+        match self.options.pausing {
+            Pausing::Never if raced > 0 => log::info!(
+                "pid {pid}: {raced} samples raced with a call or return while they were read; \
+                 {again} of them raced again and were kept"
+            ),
+            Pausing::OnRace if raced > 0 => log::info!(
+                "pid {pid}: {raced} samples raced with a call or return while they were read \
+                 without pausing; {} samples were taken paused",
+                self.paused
+            ),
+            _ => {}
         }
         Dropped::default()
     }
@@ -571,7 +677,7 @@ mod tests {
         SamplerOptions {
             rate_hz: 100.0,
             duration: None,
-            nonblocking: false,
+            pausing: Pausing::Always,
             include_idle: true,
             activity: true,
             gil_only: false,

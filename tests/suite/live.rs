@@ -236,6 +236,125 @@ fn cpu_split_shares_match_the_ground_truth() {
     });
 }
 
+/// Per function of a test script: the lines of its body (from its `def` to the next blank
+/// line) and the lines marked `# call: FUNCTION` that call it.
+type CallSites = std::collections::HashMap<String, (std::ops::RangeInclusive<u32>, Vec<u32>)>;
+
+fn call_sites(script_name: &str) -> CallSites {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
+    let mut sites = CallSites::new();
+    let mut body: Option<(String, u32)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let number = i as u32 + 1;
+        if let Some(rest) = line.strip_prefix("def ") {
+            let name = rest.split('(').next().unwrap().to_string();
+            body = Some((name, number));
+        } else if line.trim().is_empty() {
+            body = None;
+        }
+        if let Some((name, start)) = &body {
+            sites.entry(name.clone()).or_insert((0..=0, Vec::new())).0 = *start..=number;
+        }
+        if let Some((_, callee)) = line.split_once("# call: ") {
+            let callee = callee.split_whitespace().next().unwrap().to_string();
+            sites
+                .entry(callee)
+                .or_insert((0..=0, Vec::new()))
+                .1
+                .push(number);
+        }
+    }
+    sites
+}
+
+/// True when `stack` (collapsed, root first) is one the script can have: every frame but
+/// the innermost at a call site of the next frame's function, the innermost in its body.
+fn is_consistent(stack: &str, sites: &CallSites) -> bool {
+    let frames: Vec<(&str, u32)> = stack
+        .split(';')
+        .filter_map(|f| {
+            let (name, place) = f.rsplit_once(" (")?;
+            Some((
+                name,
+                place.strip_suffix(')')?.rsplit_once(':')?.1.parse().ok()?,
+            ))
+        })
+        .collect();
+    let Some(&(innermost, line)) = frames.last() else {
+        return false;
+    };
+    let calls_next = frames.windows(2).all(|pair| {
+        let ((_, line), (callee, _)) = (pair[0], pair[1]);
+        sites
+            .get(callee)
+            .is_some_and(|(_, calls)| calls.contains(&line))
+    });
+    calls_next
+        && sites
+            .get(innermost)
+            .is_some_and(|(body, _)| body.contains(&line))
+}
+
+#[test]
+fn the_consistency_rule_tells_torn_stacks_apart() {
+    let sites = call_sites("calls.py");
+    let line = |callee: &str, nth: usize| sites[callee].1[nth];
+    let body = |name: &str| *sites[name].0.start() + 1;
+    let frame = |name: &str, line: u32| format!("{name} (calls.py:{line})");
+    let good = [
+        frame("<module>", line("main", 0)),
+        frame("main", line("rounds", 0)),
+        frame("rounds", line("twice", 0)),
+        frame("twice", line("right", 0)),
+        frame("right", line("leaf", 1)),
+        frame("leaf", body("leaf")),
+    ];
+    assert!(is_consistent(&good.join(";"), &sites), "{good:?}");
+    assert!(is_consistent(&good[..4].join(";"), &sites));
+    // `right` called from where `left` is called; `leaf` as a caller; a line outside a body.
+    let mut torn = good.clone();
+    torn[3] = frame("twice", line("left", 0));
+    assert!(!is_consistent(&torn.join(";"), &sites));
+    let mut torn = good.clone();
+    torn.swap(4, 5);
+    assert!(!is_consistent(&torn.join(";"), &sites));
+    let mut torn = good.clone();
+    torn[5] = frame("leaf", line("rounds", 0));
+    assert!(!is_consistent(&torn.join(";"), &sites));
+}
+
+#[test]
+fn stacks_are_consistent_when_pausing_always_or_on_race() {
+    let sites = call_sites("calls.py");
+    for_each_python(|py| {
+        // Hundreds of thousands of calls a second: most stacks read without pausing race.
+        let target = Target::start(py, "calls.py", &["60"]);
+        let pid = target.pid.to_string();
+        for mode in ["on-race", "always"] {
+            let (out, stacks) = record_raw(&[
+                "--pid", &pid, "-d", "2", "-r", "1000", "--pause", mode, "-v",
+            ]);
+            let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+            let torn: Vec<_> = stacks
+                .iter()
+                .filter(|(s, _)| !is_consistent(s, &sites))
+                .collect();
+            let torn_count: u64 = torn.iter().map(|(_, n)| n).sum();
+            eprintln!(
+                "[{}] --pause {mode}: {torn_count} of {total} samples inconsistent",
+                py.label
+            );
+            assert!(total >= 500, "{}", text(&out.stderr));
+            // Paused, a stack is exact. Read without pausing and checked, a stack that
+            // changed and changed back between the read and the check could pass; pausing
+            // after races keeps that far below one sample in a thousand.
+            let allowed = if mode == "always" { 0 } else { total / 1000 };
+            assert!(torn_count <= allowed, "--pause {mode}: {torn:?}");
+        }
+        drop(target);
+    });
+}
+
 #[test]
 fn a_launched_command_is_profiled_until_it_exits() {
     for_each_python(|py| {
