@@ -18,7 +18,7 @@ use sampler::process::snapshot::Snapshot;
 use sampler::process::{CountingReader, RemoteAddr};
 use sampler::python::frames::MAX_DEPTH;
 use sampler::python::linetable::decode_locations;
-use sampler::python::{Interpreter, PyVersion};
+use sampler::python::{stacks_moved, Check, Interpreter, PyVersion};
 
 /// The walk fixtures: bench name and file stem.
 const WALKS: [(&str, &str); 3] = [
@@ -74,14 +74,17 @@ impl Fixture {
         stacks.iter().map(|t| t.frames.len() as u64).sum()
     }
 
-    /// Reads made by a warm walk through a [`Recall`], as the sampler makes them: one batch
-    /// of the last walk's reads, plus whatever that batch did not hold.
+    /// Reads made by a warm walk through a [`Recall`] and its check, as the sampler makes
+    /// them without pausing: one batch of the last walk's reads and the last check's spans,
+    /// plus whatever that batch did not hold.
     fn recalled_reads(&self) -> u64 {
         let mem = CountingReader::new(&self.snapshot);
         let mut interp = Interpreter::from_memory(&mem, self.version, self.runtime).unwrap();
         let mut recall = Recall::default();
         let mut walk = |recall: &mut Recall| {
-            recall.read_through(&mem, |mem| interp.stacks(mem, MAX_DEPTH).unwrap());
+            let stacks =
+                recall.read_through(&mem, true, |mem| interp.stacks(mem, MAX_DEPTH).unwrap());
+            assert!(!stacks_moved(&recall.checker(&mem), &stacks, Check::Full));
         };
         walk(&mut recall);
         walk(&mut recall);
@@ -109,8 +112,8 @@ fn walks(c: &mut Criterion) {
     for (name, fixture) in &fixtures {
         let (cold, warm) = fixture.reads();
         eprintln!(
-            "{name}: {} frames, {} reads per warm walk through a batch of the last walk's \
-             reads, {warm} without, {cold} per cold walk",
+            "{name}: {} frames, {} reads per warm walk and its check through a batch of the \
+             last walk's reads, {warm} per warm walk without, {cold} per cold walk",
             fixture.frames(),
             fixture.recalled_reads(),
         );
@@ -134,7 +137,7 @@ fn walks(c: &mut Criterion) {
         let mut recall = Recall::default();
         group.bench_function(format!("warm-batched/{name}"), |b| {
             b.iter(|| {
-                recall.read_through(black_box(&fixture.snapshot), |mem| {
+                recall.read_through(black_box(&fixture.snapshot), false, |mem| {
                     interp.stacks(mem, MAX_DEPTH).unwrap()
                 })
             })

@@ -9,6 +9,13 @@
 //! starts, after the target is paused in the pausing mode) and more coherent (one call rather
 //! than a dozen spread over the walk). They stop being served when the sample ends, so nothing
 //! read for one sample is ever served to the next.
+//!
+//! A sample read without pausing is checked afterwards by reading again the words its stacks
+//! were built from ([`crate::python::stacks_moved`], through [`Recall::checker`]). The spans
+//! the last check read are read a second time at the end of the batch, in the same system
+//! call: the kernel copies the spans in order, so that second copy is taken after everything
+//! the walk was served, and the check is served from it when the walk needed nothing outside
+//! the batch and asks for the same spans. A steady sample and its check are then one call.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -42,6 +49,15 @@ pub struct Recall {
     live: bool,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    /// The spans the last check read (see [`Recall::checker`]), and those the end of `batch`
+    /// holds second copies of, from `tail` on.
+    checked: RefCell<Vec<(u64, usize)>>,
+    tail_plan: Vec<(u64, usize)>,
+    tail: usize,
+    /// True from a batch read with its tail until a check is served from it, or the walk
+    /// needed a read of its own (whose copy would be later than the tail's).
+    tail_live: Cell<bool>,
+    misses_before: u64,
 }
 
 impl Recall {
@@ -49,32 +65,59 @@ impl Recall {
     /// are read again in one batch first, `walk` reads from those copies where it can (and
     /// records every read for the next batch), and the copies stop being served when it
     /// returns.
+    ///
+    /// With `checked`, the spans the last check read are read again at the end of the batch,
+    /// for the check that will follow this walk (see [`Recall::checker`]).
     pub fn read_through<R>(
         &mut self,
         mem: &dyn ReadMemory,
+        checked: bool,
         walk: impl FnOnce(&dyn ReadMemory) -> R,
     ) -> R {
-        self.refresh(mem);
+        self.refresh(mem, checked);
         let result = walk(&self.reader(mem));
         self.settle();
         result
     }
 
-    /// Reads every region the last sample read, in one batch, and forgets the list: the
-    /// sample about to start records its own.
-    fn refresh(&mut self, mem: &dyn ReadMemory) {
+    /// Reads every region the last sample read, in one batch (with the tail when `checked`),
+    /// and forgets the list: the sample about to start records its own.
+    fn refresh(&mut self, mem: &dyn ReadMemory, checked: bool) {
         let wanted = self.wanted.get_mut();
         // A steady program reads the same regions in the same order sample after sample:
         // the plan (spans, buffers, index) is then used again as it is.
-        if *wanted != self.planned {
+        let replan = *wanted != self.planned;
+        if replan {
             std::mem::swap(wanted, &mut self.planned);
             self.plan();
         }
         self.wanted.get_mut().clear();
-        if !self.batch.is_empty() {
-            mem.read_many(&mut self.batch);
+        // A sample taken without a check leaves the last check's spans planned.
+        let checked_spans = self.checked.get_mut();
+        if !checked_spans.is_empty() && *checked_spans != self.tail_plan {
+            std::mem::swap(checked_spans, &mut self.tail_plan);
+            self.plan_tail();
+        } else if replan {
+            self.plan_tail();
         }
+        self.checked.get_mut().clear();
+        let end = if checked { self.batch.len() } else { self.tail };
+        if end > 0 {
+            mem.read_many(&mut self.batch[..end]);
+        }
+        self.tail_live.set(checked && self.tail < self.batch.len());
+        self.misses_before = self.misses.get();
         self.live = true;
+    }
+
+    /// Puts the spans of `tail_plan` at the end of the batch.
+    fn plan_tail(&mut self) {
+        self.batch.truncate(self.tail);
+        self.batch.extend(
+            self.tail_plan
+                .iter()
+                .map(|&(addr, len)| ReadRequest::new(RemoteAddr(addr), len)),
+        );
     }
 
     /// Plans the batch for the regions of `planned`: regions close to each other are read
@@ -142,6 +185,7 @@ impl Recall {
                 ReadRequest::new(RemoteAddr(start), (end - start) as usize)
             })
             .collect();
+        self.tail = self.batch.len();
         self.index.clear();
         for (addr, span) in span_of {
             self.index
@@ -152,6 +196,17 @@ impl Recall {
     /// Stops serving this sample's copies (what is recorded for the next batch stays).
     fn settle(&mut self) {
         self.live = false;
+        if self.misses.get() != self.misses_before {
+            self.tail_live.set(false);
+        }
+    }
+
+    /// A reader for the check of the sample just read: its `read_many` is served from the
+    /// second copies at the end of the batch when they are for the same spans and the walk
+    /// was served from the batch alone (once: a second check reads the target), and reads
+    /// the target otherwise. Either way the spans asked for are read again in the next batch.
+    pub fn checker<'a>(&'a self, mem: &'a dyn ReadMemory) -> Checker<'a> {
+        Checker { recall: self, mem }
     }
 
     /// A reader that serves reads from this sample's copies where it can and from `mem`
@@ -187,6 +242,37 @@ impl Recall {
         self.wanted.borrow_mut().push((addr.0, len));
         let counter = if hit { &self.hits } else { &self.misses };
         counter.set(counter.get() + 1);
+    }
+}
+
+/// What [`Recall::checker`] returns.
+pub struct Checker<'a> {
+    recall: &'a Recall,
+    mem: &'a dyn ReadMemory,
+}
+
+impl ReadMemory for Checker<'_> {
+    fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
+        self.mem.read(addr, buf)
+    }
+
+    fn read_many(&self, requests: &mut [ReadRequest]) {
+        let recall = self.recall;
+        *recall.checked.borrow_mut() = requests.iter().map(|r| (r.addr.0, r.buf.len())).collect();
+        let tail = &recall.batch[recall.tail..];
+        let same = tail.len() == requests.len()
+            && tail
+                .iter()
+                .zip(requests.iter())
+                .all(|(t, r)| t.addr == r.addr && t.buf.len() == r.buf.len());
+        if recall.tail_live.replace(false) && same {
+            for (r, t) in requests.iter_mut().zip(tail) {
+                r.buf.copy_from_slice(&t.buf);
+                r.ok = t.ok;
+            }
+        } else {
+            self.mem.read_many(requests);
+        }
     }
 }
 
@@ -266,7 +352,7 @@ mod tests {
     fn the_next_sample_is_served_from_one_batch() {
         let mem = memory();
         let mut recall = Recall::default();
-        recall.refresh(&mem);
+        recall.refresh(&mem, false);
         assert_eq!(mem.reads(), 0, "nothing recorded yet: no batch");
         {
             let r = recall.reader(&mem);
@@ -275,7 +361,7 @@ mod tests {
             assert!(r.read_u64(RemoteAddr(0x5000)).is_err());
         }
         assert_eq!(mem.reads(), 3);
-        recall.refresh(&mem);
+        recall.refresh(&mem, false);
         assert_eq!(mem.reads(), 4, "one batch for the three regions");
         {
             let r = recall.reader(&mem);
@@ -295,7 +381,7 @@ mod tests {
         recall.settle();
         // Settled: nothing is served any more, but the regions stay wanted.
         assert!(recall.copy(RemoteAddr(0x1000), 4).is_none());
-        recall.refresh(&mem);
+        recall.refresh(&mem, false);
         // The batch covers what the last sample read; the regions at 0x1000 and 0x1008 are
         // one span, and the failed one is not served.
         assert_eq!(recall.batch.len(), 3);
@@ -317,7 +403,7 @@ mod tests {
             r.read_u64(RemoteAddr(0x1000)).unwrap();
             r.read_u64(RemoteAddr(0x9000)).unwrap();
         }
-        recall.refresh(&mem);
+        recall.refresh(&mem, false);
         let starts: Vec<u64> = recall.batch.iter().map(|r| r.addr.0).collect();
         assert_eq!(starts, [0x9000, 0x1000]);
         let r = recall.reader(&mem);
@@ -331,7 +417,7 @@ mod tests {
         let mem = memory();
         let mut recall = Recall::default();
         recall.reader(&mem).read_u64(RemoteAddr(0x1000)).unwrap();
-        recall.refresh(&mem);
+        recall.refresh(&mem, false);
         let before = mem.reads();
         let mut requests = vec![
             ReadRequest::new(RemoteAddr(0x1000), 8),
@@ -353,10 +439,59 @@ mod tests {
         let mut pieces = BTreeMap::new();
         pieces.insert(0x9000, vec![9u8; 64]);
         let new = Snapshot::from_pieces(serde_json::Value::Null, pieces);
-        recall.refresh(&new);
+        recall.refresh(&new, false);
         assert_eq!(
             recall.reader(&new).read_vec(RemoteAddr(0x9000), 2).unwrap(),
             vec![9, 9]
         );
+    }
+
+    #[test]
+    fn a_check_is_served_from_the_end_of_the_batch_after_a_walk_served_by_it() {
+        let mem = memory();
+        let mut recall = Recall::default();
+        let walk = |recall: &mut Recall, extra: bool| {
+            recall.read_through(&mem, true, |r| {
+                r.read_u64(RemoteAddr(0x1000)).unwrap();
+                if extra {
+                    r.read_u64(RemoteAddr(0x1080)).unwrap();
+                }
+            })
+        };
+        let check = |recall: &Recall| {
+            let mut requests = vec![
+                ReadRequest::new(RemoteAddr(0x1010), 8),
+                ReadRequest::new(RemoteAddr(0x9000), 4),
+            ];
+            recall.checker(&mem).read_many(&mut requests);
+            assert!(requests.iter().all(|r| r.ok));
+            assert_eq!(requests[0].buf, (0x10..0x18).collect::<Vec<u8>>());
+            assert_eq!(requests[1].buf, vec![7; 4]);
+        };
+        walk(&mut recall, false);
+        check(&recall);
+        walk(&mut recall, false);
+        let before = mem.reads();
+        // The batch was read with the last check's spans at its end: this check reads nothing.
+        check(&recall);
+        assert_eq!(mem.reads(), before);
+        // Served once only: a second check reads the target.
+        check(&recall);
+        assert_eq!(mem.reads(), before + 1);
+        // A walk that needed a read of its own: its check reads the target too.
+        walk(&mut recall, true);
+        let before = mem.reads();
+        check(&recall);
+        assert_eq!(mem.reads(), before + 1);
+        // So does a check asking for other spans.
+        walk(&mut recall, true);
+        let before = mem.reads();
+        let mut other = vec![ReadRequest::new(RemoteAddr(0x1020), 8)];
+        recall.checker(&mem).read_many(&mut other);
+        assert_eq!(mem.reads(), before + 1);
+        // Without a check to come, the batch leaves the spans out, and keeps them planned.
+        recall.read_through(&mem, false, |_| ());
+        assert_eq!(recall.batch.len(), recall.tail + 1);
+        assert!(!recall.tail_live.get());
     }
 }

@@ -62,7 +62,8 @@ pub struct Walk {
 }
 
 /// A word of remote memory and the value a walk read there: one of the words a stack was
-/// built from. Every frame's link to the next and its code object, and every frame's
+/// built from. Every frame's link to the next and its code object (from 3.11 a caller's
+/// instruction word points into its code object and stands for it), and every frame's
 /// instruction word except the innermost's (which moves as that frame runs), stay put for as
 /// long as the stack the walk saw lasts; reading them all again tells whether the thread
 /// called or returned while its stack was copied, which can leave a copy that mixes two
@@ -341,16 +342,23 @@ fn interpreter_chain(
     links: &mut Vec<Mark>,
 ) -> Result<Vec<ChainFrame>> {
     let mut prefetch = Prefetch::new(mem, f.chunk, thread);
+    let mut python_seen = false;
     follow_chain(thread.frame, max_depth, truncated, |addr| {
         let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
         };
         links.push(Mark::word(&buf, addr, f.previous)?);
-        links.push(Mark::word(&buf, addr, f.executable)?);
+        // A caller's instruction word points into its code object, so it stands for the
+        // code object too; up to the innermost Python frame, whose instruction moves, the
+        // code object's word is checked itself.
+        if !python_seen {
+            links.push(Mark::word(&buf, addr, f.executable)?);
+        }
         let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
             None
         } else {
+            python_seen = true;
             let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
             // The instruction pointer is an address inside the code object's bytecode.
             let instr = buf.u64_at(f.instr)?;

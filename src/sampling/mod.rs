@@ -442,20 +442,13 @@ impl Sampler {
         }
         self.since_probe = 0;
         self.probes = (self.probes + 1).min(WARMUP);
-        let read = Self::read_stacks(
-            &self.process,
-            &mut self.interpreter,
-            &self.options,
-            &mut self.recall,
-            None,
-        );
-        let read = match read {
+        let read = match self.read_unpaused() {
             Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
             read => read,
         };
-        let raced = read.as_ref().map_or(true, |(stacks, _)| {
-            crate::python::stacks_moved(&self.process, stacks, Check::Full)
-        });
+        let raced = read
+            .as_ref()
+            .map_or(true, |(stacks, _)| self.moved(stacks, Check::Full));
         // A plain mean of the first reads, a moving average after.
         let weight = (1.0 / f64::from(self.probes)).max(RACE_WEIGHT);
         self.race_rate += (f64::from(u8::from(raced)) - self.race_rate) * weight;
@@ -477,34 +470,39 @@ impl Sampler {
     /// at once (from a fresh batch). A second race is kept as it is: dropping it would leave
     /// out call-heavy code more than the rest; a second failure drops the sample.
     fn read_without_pausing(&mut self) -> Result<Stacks> {
-        let mut read = || {
-            Self::read_stacks(
-                &self.process,
-                &mut self.interpreter,
-                &self.options,
-                &mut self.recall,
-                None,
-            )
-        };
         // The quick check: a second race is kept anyway, and on code that calls and returns
         // in the same places within microseconds most reads race whatever the check.
-        let moved = |stacks: &[ThreadStack]| {
-            crate::python::stacks_moved(&self.process, stacks, Check::Quick)
-        };
-        let first = read();
+        let first = self.read_unpaused();
         let raced = match &first {
-            Ok((stacks, _)) => moved(stacks),
+            Ok((stacks, _)) => self.moved(stacks, Check::Quick),
             Err(e) => e.recovery() == Recovery::SkipSample,
         };
         if !raced {
             return self.unpaused_threads(first?);
         }
         self.raced.0 += 1;
-        let second = read()?;
-        if moved(&second.0) {
+        let second = self.read_unpaused()?;
+        if self.moved(&second.0, Check::Quick) {
             self.raced.1 += 1;
         }
         self.unpaused_threads(second)
+    }
+
+    /// Every thread's stack, read without pausing.
+    fn read_unpaused(&mut self) -> Result<StacksAndLocals> {
+        Self::read_stacks(
+            &self.process,
+            &mut self.interpreter,
+            &self.options,
+            &mut self.recall,
+            None,
+        )
+    }
+
+    /// True when a thread called or returned while `stacks` were read without pausing (see
+    /// `python::stacks_moved`).
+    fn moved(&self, stacks: &[ThreadStack], check: Check) -> bool {
+        crate::python::stacks_moved(&self.recall.checker(&self.process), stacks, check)
     }
 
     /// The threads' kernel ids and states for stacks read without pausing: the states of the
@@ -540,7 +538,8 @@ impl Sampler {
             Some(tids) => Some(process.pause(tids)?),
             None => None,
         };
-        recall.read_through(process, |mem| {
+        // Read without pausing, the sample is checked afterwards.
+        recall.read_through(process, pause.is_none(), |mem| {
             Self::read_recalled(mem, interpreter, options)
         })
         // The pause guard drops here: the target runs again before we do anything else.

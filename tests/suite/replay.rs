@@ -21,7 +21,7 @@ use sampler::process::snapshot::{Recorder, Snapshot};
 use sampler::process::{Process, ReadMemory, RemoteAddr};
 use sampler::python::frames::MAX_DEPTH;
 use sampler::python::linetable::{self, LineRange};
-use sampler::python::{Interpreter, PyVersion, ThreadStack};
+use sampler::python::{stacks_moved, Check, Interpreter, PyVersion, ThreadStack};
 use serde_json::{json, Value};
 
 use crate::support::{self, Python, Target};
@@ -168,12 +168,14 @@ fn walk_batched(
     let mut recall = Recall::default();
     let mut last = Vec::new();
     for _ in 0..walks {
-        let stacks = recall.read_through(mem, |mem| interp.stacks(mem, MAX_DEPTH));
+        let stacks = recall.read_through(mem, false, |mem| interp.stacks(mem, MAX_DEPTH));
         last = describe(&stacks?);
     }
     Ok(last)
 }
 
+/// The name says "one read" for the walk; checked without pausing, the walk and its check are
+/// still one read, since the check is served from the end of the batch.
 #[test]
 fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
     for fixture in fixtures() {
@@ -184,14 +186,23 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
         let before = mem.reads();
         let mut interp = Interpreter::from_memory(&mem, fixture.version, fixture.runtime).unwrap();
         let mut recall = Recall::default();
-        let mut walk = || {
-            let stacks = recall.read_through(&mem, |mem| interp.stacks(mem, MAX_DEPTH));
-            describe(&stacks.unwrap())
+        let mut walk = |checked: bool| {
+            let stacks = recall
+                .read_through(&mem, checked, |mem| interp.stacks(mem, MAX_DEPTH))
+                .unwrap();
+            if checked {
+                assert!(
+                    !stacks_moved(&recall.checker(&mem), &stacks, Check::Full),
+                    "{}: a still snapshot moved",
+                    fixture.name
+                );
+            }
+            describe(&stacks)
         };
-        walk();
-        walk();
+        walk(false);
+        walk(false);
         let warm = mem.reads();
-        let again = walk();
+        let again = walk(false);
         assert_eq!(again, fixture.expected, "{}", fixture.name);
         assert_eq!(
             mem.reads() - warm,
@@ -200,6 +211,18 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
             fixture.name
         );
         assert!(warm > before);
+        // The first checked walk reads its check's spans; from the next, they come with the
+        // batch.
+        walk(true);
+        walk(true);
+        let warm = mem.reads();
+        assert_eq!(walk(true), fixture.expected, "{}", fixture.name);
+        assert_eq!(
+            mem.reads() - warm,
+            1,
+            "{}: reads of a warm batched walk and its check",
+            fixture.name
+        );
     }
 }
 
@@ -563,7 +586,7 @@ fn mutate_fixture(fixture: &Fixture, only: Option<u64>) {
         });
         let warm = guarded(|| format!("{:?}", warm.stacks(&mem, MAX_DEPTH).map(|s| describe(&s))));
         let through_batch = guarded(|| {
-            let stacks = recall.read_through(&mem, |mem| batched.stacks(mem, MAX_DEPTH));
+            let stacks = recall.read_through(&mem, false, |mem| batched.stacks(mem, MAX_DEPTH));
             format!("{:?}", stacks.map(|s| describe(&s)))
         });
         if only.is_some() && selected {
