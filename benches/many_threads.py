@@ -63,7 +63,8 @@ def main():
     parser.add_argument("--py-spy", default=PY_SPY if os.path.exists(PY_SPY) else None)
     args = parser.parse_args()
     conditions = [("unprofiled", None),
-                  ("sampler, pausing", (SAMPLER, [])),
+                  ("sampler, default (--pause on-race)", (SAMPLER, [])),
+                  ("sampler, --pause always", (SAMPLER, ["--pause", "always"])),
                   ("sampler, --nonblocking", (SAMPLER, ["--nonblocking"]))]
     if args.py_spy:
         conditions += [("py-spy, pausing", (args.py_spy, [])),
