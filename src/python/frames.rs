@@ -361,15 +361,13 @@ fn interpreter_chain(
             python_seen = true;
             let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
             // The instruction pointer is an address inside the code object's bytecode.
-            let instr = buf.u64_at(f.instr)?;
+            let instr = Mark::word(&buf, addr, f.instr)?;
             Some((
                 code_addr,
-                instr.wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
-                Mark {
-                    at: addr.offset(f.instr)?,
-                    width: 8,
-                    value: instr,
-                },
+                instr
+                    .value
+                    .wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
+                instr,
             ))
         };
         Ok((frame, buf.addr_at(f.previous)?))

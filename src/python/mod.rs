@@ -71,9 +71,11 @@ pub struct ThreadStack {
 /// long as the stack the walk saw lasts, and checking every one of them (not just the top
 /// few) catches a thread that returned and called again into the same frame while it was
 /// copied. Words less than 1 KiB apart are read as one span (a thread's frames in its
-/// data stack, one or two pages, are one read), all in one batched read, fresh from the
-/// target (never through a [`crate::process::recall::Recall`]); words that cannot be read
-/// (the thread is exiting) do not count.
+/// data stack, one or two pages, are one read), all in one batched read, which must come
+/// from the target after the stacks were copied: the sampler passes
+/// [`crate::process::recall::Recall::checker`], which serves it from copies taken at the end
+/// of the walk's own batch when it can. Words that cannot be read (the thread is exiting) do
+/// not count.
 ///
 /// With `Check::Quick`, only the frame pointer and the innermost frame's caller's
 /// instruction word are read again: that catches a call or a return during the read unless

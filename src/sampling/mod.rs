@@ -278,23 +278,68 @@ pub struct Sampler {
     /// Where the last sample read, read again in one batch when the next starts.
     recall: Recall,
     /// Samples read without pausing that raced (a thread's frame moved while it was read, or
-    /// the read failed), and how many of those raced again when taken once more unpaused
-    /// ([`Pausing::Never`], kept as they were) or were taken again paused ([`Pausing::OnRace`]).
+    /// the read failed), and, in the [`Pausing::Never`] mode, how many of those raced again
+    /// when read once more (and were kept as they were).
     raced: (u64, u64),
-    /// [`Pausing::OnRace`]: how often reads without pausing race, a moving average.
-    race_rate: f64,
-    /// [`Pausing::OnRace`]: samples taken since the last read without pausing, and how many
-    /// such reads were made (up to [`WARMUP`]).
-    since_probe: u32,
-    probes: u32,
+    /// [`Pausing::OnRace`]: how often reads without pausing race, and so how to take the next
+    /// sample.
+    races: RaceWatch,
     /// Samples taken paused, in the [`Pausing::OnRace`] mode.
     paused: u64,
 }
 
+/// [`Pausing::OnRace`]'s choice for one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Read without pausing; keep the read unless it raced.
+    Unpaused,
+    /// Read without pausing only to follow the rate of races, then take the sample paused.
+    Probe,
+    /// Take the sample paused straight away.
+    Paused,
+}
+
+/// How often reads without pausing race, for [`Pausing::OnRace`]: a plain mean of the first
+/// [`WARMUP`] reads, a moving average after. While more than [`STORMY`] of them race (or the
+/// rate is not known yet), samples are taken paused, one in [`PROBE_EVERY`] probed unpaused
+/// first (every one during the warm-up).
+#[derive(Debug, Default)]
+struct RaceWatch {
+    rate: f64,
+    /// Reads without pausing so far, up to [`WARMUP`].
+    reads: u32,
+    /// Samples taken since the last read without pausing.
+    since_read: u32,
+}
+
+impl RaceWatch {
+    /// How to take the next sample.
+    fn next(&mut self) -> Take {
+        let warming = self.reads < WARMUP;
+        if !warming && self.rate <= STORMY {
+            return Take::Unpaused;
+        }
+        if !warming && self.since_read + 1 < PROBE_EVERY {
+            self.since_read += 1;
+            return Take::Paused;
+        }
+        Take::Probe
+    }
+
+    /// Counts a read without pausing, and whether it raced.
+    fn read(&mut self, raced: bool) {
+        self.since_read = 0;
+        self.reads = (self.reads + 1).min(WARMUP);
+        let weight = (1.0 / f64::from(self.reads)).max(RACE_WEIGHT);
+        self.rate += (f64::from(u8::from(raced)) - self.rate) * weight;
+    }
+}
+
 /// Above this share of reads racing, [`Pausing::OnRace`] pauses for every sample.
 const STORMY: f64 = 0.3;
-/// The weight of one read in the moving average of races.
-const RACE_WEIGHT: f64 = 1.0 / 16.0;
+/// The weight of one read in the moving average of races: the last [`WARMUP`] reads count
+/// most.
+const RACE_WEIGHT: f64 = 1.0 / WARMUP as f64;
 /// While every sample is paused, one in this many is also read without pausing first, to see
 /// whether races have calmed down.
 const PROBE_EVERY: u32 = 16;
@@ -316,9 +361,7 @@ impl Sampler {
             thread_states: ThreadStates::new(process.pid()),
             recall: Recall::default(),
             raced: (0, 0),
-            race_rate: 0.0,
-            since_probe: 0,
-            probes: 0,
+            races: RaceWatch::default(),
             paused: 0,
             process,
         }
@@ -433,15 +476,11 @@ impl Sampler {
     /// paused; one in [`PROBE_EVERY`] is also read without pausing first, only to follow the
     /// rate, and its result is set aside. The first [`WARMUP`] samples are read both ways.
     fn read_optimistically(&mut self) -> Result<Stacks> {
-        let warming = self.probes < WARMUP;
-        let stormy = warming || self.race_rate > STORMY;
-        if stormy && !warming && self.since_probe + 1 < PROBE_EVERY {
-            self.since_probe += 1;
+        let take = self.races.next();
+        if take == Take::Paused {
             self.paused += 1;
             return self.read_pausing();
         }
-        self.since_probe = 0;
-        self.probes = (self.probes + 1).min(WARMUP);
         let read = match self.read_unpaused() {
             Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
             read => read,
@@ -449,14 +488,12 @@ impl Sampler {
         let raced = read
             .as_ref()
             .map_or(true, |(stacks, _)| self.moved(stacks, Check::Full));
-        // A plain mean of the first reads, a moving average after.
-        let weight = (1.0 / f64::from(self.probes)).max(RACE_WEIGHT);
-        self.race_rate += (f64::from(u8::from(raced)) - self.race_rate) * weight;
+        self.races.read(raced);
         if raced {
             self.raced.0 += 1;
         }
         match read {
-            Ok(read) if !raced && !stormy => self.unpaused_threads(read),
+            Ok(read) if !raced && take == Take::Unpaused => self.unpaused_threads(read),
             _ => {
                 self.paused += 1;
                 self.read_pausing()
@@ -685,6 +722,74 @@ mod tests {
             seed: 1,
             locals: false,
         }
+    }
+
+    /// The takes of `n` samples whose reads race as `races` says (by sample number), and the
+    /// rate after them.
+    fn takes(n: usize, races: impl Fn(usize) -> bool) -> (Vec<Take>, f64) {
+        let mut watch = RaceWatch::default();
+        let takes = (0..n)
+            .map(|i| {
+                let take = watch.next();
+                if take != Take::Paused {
+                    watch.read(races(i));
+                }
+                take
+            })
+            .collect();
+        (takes, watch.rate)
+    }
+
+    #[test]
+    fn on_race_probes_first_then_reads_unpaused_while_races_are_rare() {
+        // One read in 50 races, as on cpu_split at 1000 Hz.
+        let (takes, rate) = takes(200, |i| i % 50 == 49);
+        assert!(takes[..8].iter().all(|t| *t == Take::Probe), "{takes:?}");
+        assert!(takes[8..].iter().all(|t| *t == Take::Unpaused), "{takes:?}");
+        assert!(rate < STORMY, "{rate}");
+    }
+
+    #[test]
+    fn on_race_pauses_every_sample_while_most_reads_race_and_probes_one_in_16() {
+        let (takes, rate) = takes(8 + 16 * 10, |_| true);
+        assert!(takes[..8].iter().all(|t| *t == Take::Probe));
+        for (i, take) in takes[8..].iter().enumerate() {
+            let want = if i % 16 == 15 {
+                Take::Probe
+            } else {
+                Take::Paused
+            };
+            assert_eq!(*take, want, "sample {}", i + 8);
+        }
+        assert!(rate > 0.9, "{rate}");
+        // Once the races stop, the probes bring the rate down and reads go unpaused again.
+        let mut watch = RaceWatch::default();
+        for _ in 0..8 {
+            watch.next();
+            watch.read(true);
+        }
+        let mut samples = 0;
+        loop {
+            match watch.next() {
+                Take::Unpaused => break,
+                Take::Probe => watch.read(false),
+                Take::Paused => {}
+            }
+            samples += 1;
+            assert!(samples < 16 * 40, "never calm again");
+        }
+        assert!(watch.rate <= STORMY);
+        // Each probe takes 1/8 of the way down: from 1.0 to 0.3, ten probes.
+        assert_eq!(samples, 16 * 10, "{samples}");
+    }
+
+    #[test]
+    fn on_race_two_races_in_a_row_do_not_pause_every_sample_but_three_do() {
+        // Warm and calm, then races in a row (cpu_split's phase drifting past a call).
+        let (two, _) = takes(60, |i| (30..32).contains(&i));
+        assert!(two[8..].iter().all(|t| *t == Take::Unpaused), "{two:?}");
+        let (three, _) = takes(60, |i| (30..33).contains(&i));
+        assert_eq!(three[33], Take::Paused, "{three:?}");
     }
 
     /// A source that replays a script of tick outcomes, then reports the target gone.
