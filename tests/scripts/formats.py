@@ -2,7 +2,8 @@
 repeats `cycle`: `heavy` spins for 30 ms, `light` for 10 ms, and `recurse` calls itself down
 four levels and spins 10 ms in the innermost call, so on-CPU samples split 3:1:1 between
 them. A second thread, `napper`, sleeps in `nap` (idle: left out unless --idle). Prints
-`ready` once both threads run. Runs on Python 2.7 and 3.
+`ready` once `napper` is in `nap`, just before the main thread starts its loop. Runs on
+Python 2.7 and 3.
 
 `formats.py HEAVY_MS LIGHT_MS` changes the two spins (for before/after comparisons)."""
 import sys
@@ -50,6 +51,10 @@ def nap():
 napper = threading.Thread(target=nap, name="napper")
 napper.daemon = True
 napper.start()
+# `start` returns once the thread runs, not once it is in `nap`: on 2.7 it can wait a while
+# for the GIL on its way there. Every sample must find it in `nap`.
+while getattr(sys._current_frames().get(napper.ident), "f_code", None) is not nap.__code__:
+    time.sleep(0.001)
 print("ready")
 sys.stdout.flush()
 while True:
