@@ -8,6 +8,7 @@
 //! instruction pointer lies outside the cached bytecode also forces a fresh read.
 
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub struct CodeInfo {
     pub code_len: u64,
     /// The decoded line table.
     pub lines: Vec<LineRange>,
+    /// The last `(offset, line)` looked up: a frame that has not moved since the last sample,
+    /// or one of a run of recursive calls, needs no search.
+    last_line: Cell<(i64, u32)>,
     /// The fields that identify this code object at its address.
     identity: Identity,
 }
@@ -57,7 +61,13 @@ impl Identity {
 impl CodeInfo {
     /// The line of the instruction at byte `offset` into the bytecode.
     pub fn line_at(&self, offset: i64) -> u32 {
-        linetable::line_at(&self.lines, offset, self.text.first_line).unwrap_or(0)
+        let (last, line) = self.last_line.get();
+        if last == offset {
+            return line;
+        }
+        let line = linetable::line_at(&self.lines, offset, self.text.first_line).unwrap_or(0);
+        self.last_line.set((offset, line));
+        line
     }
 
     /// True when byte `offset` can lie in this code object's bytecode. A frame that has not
@@ -78,6 +88,9 @@ pub struct CodeCache {
     /// Whose file system says which folders are packages, for short file names; `None`
     /// keeps names whole.
     short_names_of: Option<u32>,
+    /// [`CodeCache::validate`]'s list of addresses and its requests, kept between samples.
+    checking: Vec<u64>,
+    requests: Vec<ReadRequest>,
 }
 
 /// Entries kept before the cache is emptied (bounds memory on programs that generate code).
@@ -87,22 +100,31 @@ impl CodeCache {
     /// Re-reads every cached code object among `addrs` in one batch and forgets those that are
     /// no longer the object we cached (or can no longer be read).
     pub fn validate(&mut self, mem: &dyn ReadMemory, layout: &Layout, addrs: &[RemoteAddr]) {
-        let mut cached: Vec<u64> = addrs
-            .iter()
-            .map(|a| a.0)
-            .filter(|a| self.code.contains_key(a))
-            .collect();
-        cached.sort_unstable();
-        cached.dedup();
-        if cached.is_empty() {
+        let checking = &mut self.checking;
+        checking.clear();
+        checking.extend(
+            addrs
+                .iter()
+                .map(|a| a.0)
+                .filter(|a| self.code.contains_key(a)),
+        );
+        checking.sort_unstable();
+        checking.dedup();
+        if checking.is_empty() {
             return;
         }
-        let mut requests: Vec<ReadRequest> = cached
-            .iter()
-            .map(|a| ReadRequest::new(RemoteAddr(*a), layout.code.size as usize))
-            .collect();
-        mem.read_many(&mut requests);
-        for r in requests {
+        // The requests (and their buffers) are kept from one sample to the next.
+        let len = layout.code.size as usize;
+        let requests = &mut self.requests;
+        requests.truncate(checking.len());
+        requests.resize_with(checking.len(), || ReadRequest::new(RemoteAddr::NULL, len));
+        for (r, &addr) in requests.iter_mut().zip(checking.iter()) {
+            r.addr = RemoteAddr(addr);
+            r.buf.resize(len, 0);
+            r.ok = false;
+        }
+        mem.read_many(requests);
+        for r in requests.iter() {
             let same = r.ok
                 && Identity::of(&r.buf, layout)
                     .is_ok_and(|id| self.code.get(&r.addr.0).is_some_and(|c| c.identity == id));
@@ -191,6 +213,7 @@ impl CodeCache {
             }),
             code_len,
             lines,
+            last_line: Cell::new((i64::MIN, 0)),
         }))
     }
 

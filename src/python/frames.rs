@@ -11,6 +11,7 @@
 //! depth cap and says so.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{Frame, FrameKind};
@@ -19,7 +20,7 @@ use crate::python::code::CodeCache;
 use crate::python::layout::{
     Bytecode, ChunkLayout, FrameLayout, FrameModel, FrameObjectLayout, Layout,
 };
-use crate::python::runtime::ThreadState;
+use crate::python::runtime::{CycleCheck, ThreadState};
 
 /// The default depth cap.
 pub const MAX_DEPTH: usize = 4096;
@@ -210,22 +211,46 @@ fn truncated(bytes: Cow<'_, [u8]>, len: usize) -> Cow<'_, [u8]> {
     }
 }
 
-/// Walks `thread`'s frames.
+/// Buffers a walk needs only while it runs, kept from one walk to the next so that a steady
+/// program's samples allocate nothing for them.
+#[derive(Default)]
+pub struct Scratch {
+    chain: Vec<ChainFrame>,
+    codes: Vec<RemoteAddr>,
+    /// The most marks a walk has collected so far: the next one reserves room for as many.
+    marks: usize,
+}
+
+/// Walks `thread`'s frames. `last` is the same thread's frames from an earlier walk (or
+/// empty): the walk fills that list again, and the frames that have not changed (most of a
+/// steady program's, from the outermost in) are kept as they are rather than made afresh.
 pub fn walk(
     mem: &dyn ReadMemory,
     layout: &Layout,
     cache: &mut CodeCache,
+    scratch: &mut Scratch,
     thread: &ThreadState,
     max_depth: usize,
+    last: Vec<Frame>,
 ) -> Result<Walk> {
-    let mut walk = Walk::default();
+    let mut walk = Walk {
+        frames: last,
+        ..Walk::default()
+    };
     if thread.frame.is_null() {
+        walk.frames.clear();
         return Ok(walk);
     }
     // First the chain: (code object, byte offset into its bytecode) of every Python frame,
     // and the link and code words of every frame walked.
-    let mut links = Vec::new();
-    let chain = match &layout.frames {
+    let Scratch {
+        chain,
+        codes,
+        marks: most_marks,
+    } = scratch;
+    chain.clear();
+    walk.marks.reserve(*most_marks);
+    match &layout.frames {
         FrameModel::Interpreter(f) => {
             let start = match layout.code.bytecode {
                 Bytecode::Inline { start } => start,
@@ -233,42 +258,59 @@ pub fn walk(
                     return Err(Error::corrupt("interpreter frames need inline bytecode"))
                 }
             };
-            interpreter_chain(
-                mem,
-                f,
-                start,
-                thread,
-                max_depth,
-                &mut walk.truncated,
-                &mut links,
-            )?
+            interpreter_chain(mem, f, start, thread, max_depth, &mut walk, chain)?
         }
-        FrameModel::Objects(f) => {
-            object_chain(mem, f, thread, max_depth, &mut walk.truncated, &mut links)?
-        }
+        FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk, chain)?,
     };
     // Every instruction word but the innermost frame's is one the stack was built from.
-    walk.marks = links;
     walk.marks.extend(chain.iter().skip(1).map(|c| c.mark));
+    *most_marks = (*most_marks).max(walk.marks.len());
     walk.caller = chain.get(1).map(|c| c.mark);
-    // Then the code objects: cached ones are re-checked in one batch, new ones read.
-    let addrs: Vec<RemoteAddr> = chain.iter().map(|s| s.code).collect();
-    cache.validate(mem, layout, &addrs);
-    walk.frames.reserve(chain.len());
-    walk.refs.reserve(chain.len());
-    for step in chain {
+    // Then the code objects: cached ones are re-checked in one batch, new ones read. A
+    // recursive function's frames come in runs, listed once.
+    codes.clear();
+    for step in chain.iter() {
+        if codes.last() != Some(&step.code) {
+            codes.push(step.code);
+        }
+    }
+    cache.validate(mem, layout, codes);
+    // The frames outermost first, over the last walk's list turned the same way: a frame
+    // that is the same function at the same line stays.
+    let frames = &mut walk.frames;
+    frames.reverse();
+    walk.refs.reserve_exact(chain.len());
+    let mut kept = 0;
+    for step in chain.iter().rev() {
         if let Some(code) = cache.get(mem, layout, step.code, step.offset)? {
-            walk.frames.push(Frame {
-                code: code.text.clone(),
-                line: code.line_at(step.offset),
-                kind: FrameKind::Python,
-            });
+            let line = code.line_at(step.offset);
+            match frames.get_mut(kept) {
+                Some(same)
+                    if same.kind == FrameKind::Python
+                        && same.line == line
+                        && Arc::ptr_eq(&same.code, &code.text) => {}
+                slot => {
+                    let frame = Frame {
+                        code: code.text.clone(),
+                        line,
+                        kind: FrameKind::Python,
+                    };
+                    match slot {
+                        Some(old) => *old = frame,
+                        None => frames.push(frame),
+                    }
+                }
+            }
+            kept += 1;
             walk.refs.push(FrameRef {
                 frame: step.frame,
                 code: step.code,
             });
         }
     }
+    frames.truncate(kept);
+    frames.reverse();
+    walk.refs.reverse();
     Ok(walk)
 }
 
@@ -294,14 +336,12 @@ fn follow_chain(
     start: RemoteAddr,
     max_depth: usize,
     truncated: &mut bool,
+    chain: &mut Vec<ChainFrame>,
     mut step: impl FnMut(RemoteAddr) -> Result<Step>,
-) -> Result<Vec<ChainFrame>> {
-    let mut chain = Vec::new();
+) -> Result<()> {
     let limit = 4 * max_depth + 64;
     let mut steps = 0;
-    // Brent's cycle detection: a saved address, moved to where the walk is at every power of
-    // two steps; a cycle brings the walk back to it within twice the cycle's length.
-    let (mut saved, mut power, mut since) = (start, 1usize, 0usize);
+    let mut cycle = CycleCheck::new(start);
     let mut addr = start;
     while !addr.is_null() {
         if chain.len() >= max_depth {
@@ -320,84 +360,96 @@ fn follow_chain(
             mark,
         }));
         addr = next;
-        if addr == saved {
+        if cycle.looped(addr) {
             return Err(Error::corrupt("frame chain is cyclic"));
         }
-        since += 1;
-        if since == power {
-            (saved, power, since) = (addr, power * 2, 0);
-        }
     }
-    Ok(chain)
+    Ok(())
 }
 
-/// 3.11+: interpreter frames, shims skipped, mostly read from the data-stack copy.
+/// 3.11+: interpreter frames, shims skipped, mostly read from the data-stack copy. Fills
+/// `chain`, adds the link and code words read to `walk.marks`, and sets `walk.truncated`.
 fn interpreter_chain(
     mem: &dyn ReadMemory,
     f: &FrameLayout,
     code_start: u64,
     thread: &ThreadState,
     max_depth: usize,
-    truncated: &mut bool,
-    links: &mut Vec<Mark>,
-) -> Result<Vec<ChainFrame>> {
+    walk: &mut Walk,
+    chain: &mut Vec<ChainFrame>,
+) -> Result<()> {
     let mut prefetch = Prefetch::new(mem, f.chunk, thread);
     let mut python_seen = false;
-    follow_chain(thread.frame, max_depth, truncated, |addr| {
-        let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
-        };
-        links.push(Mark::word(&buf, addr, f.previous)?);
-        // A caller's instruction word points into its code object, so it stands for the
-        // code object too; up to the innermost Python frame, whose instruction moves, the
-        // code object's word is checked itself.
-        if !python_seen {
-            links.push(Mark::word(&buf, addr, f.executable)?);
-        }
-        let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
-            None
-        } else {
-            python_seen = true;
-            let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
-            // The instruction pointer is an address inside the code object's bytecode.
-            let instr = Mark::word(&buf, addr, f.instr)?;
-            Some((
-                code_addr,
-                instr
-                    .value
-                    .wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
-                instr,
-            ))
-        };
-        Ok((frame, buf.addr_at(f.previous)?))
-    })
+    let links = &mut walk.marks;
+    follow_chain(
+        thread.frame,
+        max_depth,
+        &mut walk.truncated,
+        chain,
+        |addr| {
+            let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
+            };
+            links.push(Mark::word(&buf, addr, f.previous)?);
+            // A caller's instruction word points into its code object, so it stands for the
+            // code object too; up to the innermost Python frame, whose instruction moves, the
+            // code object's word is checked itself.
+            if !python_seen {
+                links.push(Mark::word(&buf, addr, f.executable)?);
+            }
+            let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
+                None
+            } else {
+                python_seen = true;
+                let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
+                // The instruction pointer is an address inside the code object's bytecode.
+                let instr = Mark::word(&buf, addr, f.instr)?;
+                Some((
+                    code_addr,
+                    instr
+                        .value
+                        .wrapping_sub(code_addr.0.wrapping_add(code_start))
+                        as i64,
+                    instr,
+                ))
+            };
+            Ok((frame, buf.addr_at(f.previous)?))
+        },
+    )
 }
 
-/// 2.7–3.10: frame objects chained by `f_back`.
+/// 2.7–3.10: frame objects chained by `f_back`; the outputs as for [`interpreter_chain`].
 fn object_chain(
     mem: &dyn ReadMemory,
     f: &FrameObjectLayout,
     thread: &ThreadState,
     max_depth: usize,
-    truncated: &mut bool,
-    links: &mut Vec<Mark>,
-) -> Result<Vec<ChainFrame>> {
-    follow_chain(thread.frame, max_depth, truncated, |addr| {
-        let buf = mem.read_vec(addr, f.size as usize)?;
-        links.push(Mark::word(&buf, addr, f.back)?);
-        links.push(Mark::word(&buf, addr, f.code)?);
-        let raw = buf.i32_at(f.lasti)?;
-        let mark = Mark {
-            at: addr.offset(f.lasti)?,
-            width: 4,
-            value: u64::from(raw as u32),
-        };
-        Ok((
-            Some((buf.addr_at(f.code)?, i64::from(raw) * f.lasti_bytes, mark)),
-            buf.addr_at(f.back)?,
-        ))
-    })
+    walk: &mut Walk,
+    chain: &mut Vec<ChainFrame>,
+) -> Result<()> {
+    let links = &mut walk.marks;
+    follow_chain(
+        thread.frame,
+        max_depth,
+        &mut walk.truncated,
+        chain,
+        |addr| {
+            let buf = mem.read_vec(addr, f.size as usize)?;
+            links.push(Mark::word(&buf, addr, f.back)?);
+            links.push(Mark::word(&buf, addr, f.code)?);
+            let raw = buf.i32_at(f.lasti)?;
+            let mark = Mark {
+                at: addr.offset(f.lasti)?,
+                width: 4,
+                value: u64::from(raw as u32),
+            };
+            Ok((
+                Some((buf.addr_at(f.code)?, i64::from(raw) * f.lasti_bytes, mark)),
+                buf.addr_at(f.back)?,
+            ))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -432,16 +484,18 @@ mod tests {
         // Frame n links to n + 1; past `last` the link goes back to `back_to` (0: the end).
         let chain = |last: u64, back_to: u64, max_depth: usize| {
             let mut truncated = false;
-            let walked = follow_chain(RemoteAddr(1), max_depth, &mut truncated, |a| {
-                let next = if a.0 == last { back_to } else { a.0 + 1 };
-                let mark = Mark {
-                    at: RemoteAddr(a.0),
-                    width: 8,
-                    value: 0,
-                };
-                Ok((Some((RemoteAddr(0x100), 0, mark)), RemoteAddr(next)))
-            });
-            (walked.map(|c| c.len()).ok(), truncated)
+            let mut walked = Vec::new();
+            let followed =
+                follow_chain(RemoteAddr(1), max_depth, &mut truncated, &mut walked, |a| {
+                    let next = if a.0 == last { back_to } else { a.0 + 1 };
+                    let mark = Mark {
+                        at: RemoteAddr(a.0),
+                        width: 8,
+                        value: 0,
+                    };
+                    Ok((Some((RemoteAddr(0x100), 0, mark)), RemoteAddr(next)))
+                });
+            (followed.map(|()| walked.len()).ok(), truncated)
         };
         assert_eq!(chain(40, 0, 4096), (Some(40), false));
         for (last, back_to) in [(1, 1), (2, 1), (10, 7), (300, 3), (1000, 999)] {

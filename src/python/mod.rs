@@ -18,6 +18,8 @@ pub mod strings;
 pub mod threading;
 pub mod version;
 
+use std::time::{Duration, Instant};
+
 use crate::binary::{self, PythonBinary};
 use crate::error::{Error, Result};
 use crate::model::Frame;
@@ -44,7 +46,16 @@ pub struct Interpreter {
     /// (see [`layout::GilHolder::CurrentThread`]); `None` when unknown.
     pub gil_variable: Option<RemoteAddr>,
     cache: CodeCache,
+    scratch: frames::Scratch,
+    /// The interpreters listed for an earlier sample, and when (see [`Interpreter::stacks`]).
+    listed: Option<(Vec<RemoteAddr>, Instant)>,
+    /// The last sample's frame lists, by thread id, given back for the next walk of the same
+    /// thread to fill again (see [`Interpreter::recycle`]).
+    recycled: Vec<(u64, Vec<Frame>)>,
 }
+
+/// How long a list of the interpreters serves the samples after the one that read it.
+const INTERPRETERS_KEPT: Duration = Duration::from_millis(20);
 
 /// One thread's stack in one sample, innermost frame first.
 #[derive(Debug, Clone)]
@@ -279,6 +290,9 @@ impl Interpreter {
             binary_path: String::new(),
             gil_variable,
             cache: CodeCache::default(),
+            scratch: frames::Scratch::default(),
+            listed: None,
+            recycled: Vec::new(),
         })
     }
 
@@ -332,6 +346,9 @@ impl Interpreter {
             binary_path: self.binary_path.clone(),
             gil_variable: self.gil_variable,
             cache: CodeCache::default(),
+            scratch: frames::Scratch::default(),
+            listed: None,
+            recycled: Vec::new(),
         }
     }
 
@@ -431,7 +448,7 @@ impl Interpreter {
                 // Both fields in one read: they sit a few bytes apart.
                 let (first, last) = (locked.min(holder), locked.max(holder));
                 for interp in interps {
-                    let buf = mem.read_vec(interp.offset(first)?, (last - first + 8) as usize)?;
+                    let buf = mem.read_cow(interp.offset(first)?, (last - first + 8) as usize)?;
                     if buf[..].u32_at(locked - first)? != 0 {
                         let h = buf[..].addr_at(holder - first)?;
                         if !h.is_null() {
@@ -445,14 +462,68 @@ impl Interpreter {
     }
 
     /// Reads every thread's stack.
+    ///
+    /// The list of interpreters changes only when one is created or destroyed, so a list read
+    /// less than 20 ms ago is used again (one read fewer per sample, in a place of its own).
+    /// A new sub-interpreter is then seen that much later. A destroyed one
+    /// has no threads left by the time it is freed; its memory is checked anyway, because
+    /// every thread state must point back to the interpreter it was listed under, and a sample
+    /// that fails has the next one list the interpreters afresh.
     pub fn stacks(&mut self, mem: &dyn ReadMemory, max_depth: usize) -> Result<Vec<ThreadStack>> {
-        let interps = runtime::interpreters(mem, &self.layout, self.runtime)?;
-        let threads = self.threads_of(mem, &interps)?;
+        let kept = self
+            .listed
+            .take()
+            .filter(|(_, at)| at.elapsed() < INTERPRETERS_KEPT);
+        let (interps, at) = match kept {
+            Some(kept) => kept,
+            None => (
+                runtime::interpreters(mem, &self.layout, self.runtime)?,
+                Instant::now(),
+            ),
+        };
+        let stacks = self.stacks_of(mem, &interps, max_depth);
+        if stacks.is_ok() {
+            self.listed = Some((interps, at));
+        }
+        stacks
+    }
+
+    /// Gives back a sample's frame lists, `(thread id, frames)`, once used: the next walk of
+    /// each thread fills its list again and keeps the frames that have not changed, so that a
+    /// steady stack costs neither an allocation nor a reference count per frame. Lists not
+    /// taken by the next sample are dropped at the next call.
+    pub fn recycle(&mut self, threads: impl IntoIterator<Item = (u64, Vec<Frame>)>) {
+        self.recycled.clear();
+        self.recycled.extend(threads);
+    }
+
+    /// [`Interpreter::stacks`] of the interpreters `interps`.
+    fn stacks_of(
+        &mut self,
+        mem: &dyn ReadMemory,
+        interps: &[RemoteAddr],
+        max_depth: usize,
+    ) -> Result<Vec<ThreadStack>> {
+        let threads = self.threads_of(mem, interps)?;
         // The holder is extra information: if it cannot be read, the stacks still count.
-        let gil_holders = self.gil_holders_of(mem, &interps).unwrap_or_default();
+        let gil_holders = self.gil_holders_of(mem, interps).unwrap_or_default();
         let mut out = Vec::with_capacity(threads.len());
         for thread in threads {
-            let walk = frames::walk(mem, &self.layout, &mut self.cache, &thread, max_depth)?;
+            let last = self
+                .recycled
+                .iter()
+                .position(|(id, _)| *id == thread.thread_id)
+                .map(|at| self.recycled.swap_remove(at).1)
+                .unwrap_or_default();
+            let walk = frames::walk(
+                mem,
+                &self.layout,
+                &mut self.cache,
+                &mut self.scratch,
+                &thread,
+                max_depth,
+                last,
+            )?;
             let mut frames = walk.frames;
             if walk.truncated {
                 frames.push(Frame::truncated(max_depth));

@@ -1,8 +1,6 @@
 //! From `_PyRuntime` to thread states: the interpreters list and each interpreter's thread
 //! list. Every walk is capped and checks for cycles.
 
-use std::collections::HashSet;
-
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
 use crate::python::layout::{FrameRoot, Layout};
@@ -51,13 +49,18 @@ pub fn threads(
     let head = mem.read_addr(interp.offset(layout.interp_threads_head)?)?;
     let t = &layout.thread;
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut cycle = CycleCheck::new(head);
     let mut addr = head;
     while !addr.is_null() {
-        if out.len() >= MAX_THREADS || !seen.insert(addr) {
+        if out.len() >= MAX_THREADS {
             return Err(Error::corrupt("thread list too long or cyclic"));
         }
-        let buf = mem.read_vec(addr, t.size as usize)?;
+        let buf = mem.read_cow(addr, t.size as usize)?;
+        if buf.addr_at(t.interp)? != interp {
+            return Err(Error::corrupt(format!(
+                "thread state {addr} does not belong to interpreter {interp}"
+            )));
+        }
         let (frame, frame_slot) = match t.root {
             FrameRoot::Direct { current_frame } => {
                 (buf.addr_at(current_frame)?, addr.offset(current_frame)?)
@@ -91,8 +94,43 @@ pub fn threads(
             },
         });
         addr = buf.addr_at(t.next)?;
+        if cycle.looped(addr) {
+            return Err(Error::corrupt("thread list too long or cyclic"));
+        }
     }
     Ok(out)
+}
+
+/// Brent's cycle detection over a chain of addresses, without remembering them all: an
+/// address is saved, and moved to where the walk is at every power of two steps; a chain that
+/// loops comes back to it within twice the loop's length.
+pub(crate) struct CycleCheck {
+    saved: RemoteAddr,
+    power: usize,
+    since: usize,
+}
+
+impl CycleCheck {
+    /// A check of the chain that starts at `start`.
+    pub(crate) fn new(start: RemoteAddr) -> CycleCheck {
+        CycleCheck {
+            saved: start,
+            power: 1,
+            since: 0,
+        }
+    }
+
+    /// Records one step to `next`: true when the chain has come back to where it was.
+    pub(crate) fn looped(&mut self, next: RemoteAddr) -> bool {
+        if !next.is_null() && next == self.saved {
+            return true;
+        }
+        self.since += 1;
+        if self.since == self.power {
+            (self.saved, self.power, self.since) = (next, self.power * 2, 0);
+        }
+        false
+    }
 }
 
 fn walk_list(
@@ -125,5 +163,42 @@ mod tests {
         assert!(walk_list(RemoteAddr(1), 10, "x", next).is_err());
         let next = |a: RemoteAddr| Ok(RemoteAddr(if a.0 == 3 { 0 } else { a.0 + 1 }));
         assert_eq!(walk_list(RemoteAddr(1), 10, "x", next).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn cycle_checks_find_every_loop_soon_and_pass_straight_chains() {
+        // Addresses 1..=len, then back to `back_to` (0: the chain ends).
+        let steps_to_loop = |len: u64, back_to: u64| {
+            let mut cycle = CycleCheck::new(RemoteAddr(1));
+            let mut addr = 1;
+            for step in 1..=10 * len {
+                addr = if addr == len { back_to } else { addr + 1 };
+                if addr == 0 {
+                    return None;
+                }
+                if cycle.looped(RemoteAddr(addr)) {
+                    return Some(step);
+                }
+            }
+            panic!("a loop of {len} -> {back_to} was never found");
+        };
+        assert_eq!(steps_to_loop(1000, 0), None);
+        for (len, back_to) in [
+            (1, 1),
+            (2, 1),
+            (2, 2),
+            (10, 7),
+            (300, 3),
+            (1000, 999),
+            (64, 1),
+        ] {
+            let found = steps_to_loop(len, back_to).expect("a loop");
+            // Only once it looped, and within twice the chain's length plus the loop's.
+            let looping = len - back_to + 1;
+            assert!(
+                found >= len && found <= 2 * len + looping,
+                "{len} -> {back_to}: {found}"
+            );
+        }
     }
 }

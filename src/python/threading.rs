@@ -71,8 +71,7 @@ impl ThreadNames {
         idents: &[u64],
     ) -> Vec<Option<Arc<str>>> {
         let unnamed = idents.iter().any(|i| !self.names.contains_key(i));
-        let due = self.last.is_none_or(|t| t.elapsed() >= RETRY);
-        if unnamed && due {
+        if unnamed && self.last.is_none_or(|t| t.elapsed() >= RETRY) {
             self.last = Some(Instant::now());
             match interpreter.thread_names(mem) {
                 Ok(names) => {

@@ -614,6 +614,13 @@ impl Sampler {
         Ok((stacks, locals))
     }
 
+    /// Hands a sample back once it has been used, for the next one to reuse its frame lists
+    /// (see [`Interpreter::recycle`]).
+    pub fn recycle(&mut self, sample: Sample) {
+        self.interpreter
+            .recycle(sample.threads.into_iter().map(|t| (t.thread_id, t.frames)));
+    }
+
     /// Gives the process back (a process tree keeps its root's handle when the root `exec`s).
     pub fn into_process(self) -> Process {
         self.process
@@ -647,7 +654,9 @@ impl Source for Sampler {
     }
 
     fn tick(&mut self, sink: &mut dyn FnMut(&Sample)) -> Result<Dropped> {
-        sink(&self.sample()?);
+        let sample = self.sample()?;
+        sink(&sample);
+        self.recycle(sample);
         Ok(Dropped::default())
     }
 

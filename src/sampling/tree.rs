@@ -384,6 +384,7 @@ impl ProcessTree {
                 Ok(mut sample) => {
                     sample.command_line = Some(member.command_line.clone());
                     sink(&sample, sampler);
+                    sampler.recycle(sample);
                     continue;
                 }
                 Err(e) => e,

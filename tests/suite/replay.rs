@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use sampler::model::Frame;
 use sampler::process::recall::Recall;
 use sampler::process::snapshot::{Recorder, Snapshot};
 use sampler::process::{Process, ReadMemory, RemoteAddr};
@@ -223,6 +224,45 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
             "{}: reads of a warm batched walk and its check",
             fixture.name
         );
+    }
+}
+
+/// A walk given back the last sample's frame lists (as the sampler does after every sample)
+/// fills them again and gives the same stacks as a fresh walk: whatever a list holds that the
+/// stack does not (a frame that changed, frames past the outermost, a depth cap's marker) is
+/// replaced or cut, and a list is only ever filled for the thread it came from.
+#[test]
+fn recycled_frame_lists_give_the_same_stacks() {
+    let stranger = Frame::python("stranger", "/elsewhere/stranger.py", None, 7, 1);
+    for fixture in fixtures() {
+        let mem = &fixture.snapshot;
+        let mut interp = Interpreter::from_memory(mem, fixture.version, fixture.runtime).unwrap();
+        let capped = describe(&interp.stacks(mem, 3).unwrap());
+        let spoiled = |stacks: Vec<ThreadStack>| {
+            stacks.into_iter().map(|s| {
+                let mut frames = s.frames;
+                if !frames.is_empty() {
+                    let middle = frames.len() / 2;
+                    frames[middle] = stranger.clone();
+                }
+                frames.extend([stranger.clone(), stranger.clone()]);
+                (s.thread.thread_id, frames)
+            })
+        };
+        // Lists of other threads (none has id 0) are not used.
+        interp.recycle([(0, vec![stranger.clone(); 5])]);
+        let first = interp.stacks(mem, MAX_DEPTH).unwrap();
+        assert_eq!(describe(&first), fixture.expected, "{}", fixture.name);
+        interp.recycle(spoiled(first));
+        let second = interp.stacks(mem, MAX_DEPTH).unwrap();
+        assert_eq!(describe(&second), fixture.expected, "{}", fixture.name);
+        // Under a depth cap, and back.
+        interp.recycle(spoiled(second));
+        let cut = interp.stacks(mem, 3).unwrap();
+        assert_eq!(describe(&cut), capped, "{}", fixture.name);
+        interp.recycle(cut.into_iter().map(|s| (s.thread.thread_id, s.frames)));
+        let whole = interp.stacks(mem, MAX_DEPTH).unwrap();
+        assert_eq!(describe(&whole), fixture.expected, "{}", fixture.name);
     }
 }
 
