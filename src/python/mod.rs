@@ -20,6 +20,8 @@ pub mod version;
 
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use crate::binary::{self, PythonBinary};
 use crate::error::{Error, Result};
 use crate::model::Frame;
@@ -51,7 +53,7 @@ pub struct Interpreter {
     listed: Option<(Vec<RemoteAddr>, Instant)>,
     /// The last sample's frame lists, by thread id, given back for the next walk of the same
     /// thread to fill again (see [`Interpreter::recycle`]).
-    recycled: Vec<(u64, Vec<Frame>)>,
+    recycled: FxHashMap<u64, Vec<Frame>>,
 }
 
 /// How long a list of the interpreters serves the samples after the one that read it.
@@ -292,7 +294,7 @@ impl Interpreter {
             cache: CodeCache::default(),
             scratch: frames::Scratch::default(),
             listed: None,
-            recycled: Vec::new(),
+            recycled: FxHashMap::default(),
         })
     }
 
@@ -348,7 +350,7 @@ impl Interpreter {
             cache: CodeCache::default(),
             scratch: frames::Scratch::default(),
             listed: None,
-            recycled: Vec::new(),
+            recycled: FxHashMap::default(),
         }
     }
 
@@ -509,12 +511,7 @@ impl Interpreter {
         let gil_holders = self.gil_holders_of(mem, interps).unwrap_or_default();
         let mut out = Vec::with_capacity(threads.len());
         for thread in threads {
-            let last = self
-                .recycled
-                .iter()
-                .position(|(id, _)| *id == thread.thread_id)
-                .map(|at| self.recycled.swap_remove(at).1)
-                .unwrap_or_default();
+            let last = self.recycled.remove(&thread.thread_id).unwrap_or_default();
             let walk = frames::walk(
                 mem,
                 &self.layout,
