@@ -3,7 +3,9 @@
 //! a real line table.
 //!
 //! A warm walk reuses one interpreter view and its code-object cache, as every sample after
-//! the first does in a long run; a cold walk builds the view first, as attaching does. The
+//! the first does in a long run; `warm-batched` also reads through the batch of the last
+//! walk's reads and gives its frame lists back, as the sampler does. A cold walk builds the
+//! view first, as attaching does. The
 //! snapshot serves reads from memory, so the times leave out the system calls a live target
 //! costs: the reads per walk, printed before the benches, are that other half of the cost.
 //!
@@ -137,9 +139,10 @@ fn walks(c: &mut Criterion) {
         let mut recall = Recall::default();
         group.bench_function(format!("warm-batched/{name}"), |b| {
             b.iter(|| {
-                recall.read_through(black_box(&fixture.snapshot), false, |mem| {
+                let stacks = recall.read_through(black_box(&fixture.snapshot), false, |mem| {
                     interp.stacks(mem, MAX_DEPTH).unwrap()
-                })
+                });
+                interp.recycle(stacks.into_iter().map(|s| (s.thread.thread_id, s.frames)));
             })
         });
     }
