@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    for_each_python, leaf_samples, marker_line, pythons, record_raw, run_sampler, script,
-    summary_count, text, Python, Target,
+    collapsed, for_each_python, leaf_samples, marker_line, pythons, record_raw, run_sampler,
+    script, summary_count, text, Python, Target,
 };
 
 /// `sampler dump --pid N --json`, parsed.
@@ -150,12 +150,17 @@ fn every_thread_shows_its_own_stack() {
     for_each_python(|py| {
         let target = Target::start(py, "threads.py", &[]);
         let dump = dump_json(target.pid, &[]);
-        // The script's `ready` announcer may still be on its way out: not one of ours.
+        // The script's `ready` announcer may still be on its way out (in ready.py, or past
+        // its last Python frame and not gone yet): not one of ours.
         let threads: Vec<&Value> = dump["threads"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|t| !frames(t).first().is_some_and(|f| f.contains(" (ready.py:")))
+            .filter(|t| {
+                frames(t)
+                    .first()
+                    .is_some_and(|f| !f.contains(" (ready.py:"))
+            })
             .collect();
         assert_eq!(threads.len(), 4, "{dump}");
         let innermost: Vec<String> = threads.iter().map(|t| frames(t)[0].clone()).collect();
@@ -465,6 +470,53 @@ fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
         assert!(
             first >= 60 && second >= 60,
             "first {first}, second {second}: {stacks:?}"
+        );
+    });
+}
+
+/// The list of interpreters is kept for a few milliseconds between samples: one made after
+/// the profiler attached must still be seen, and one destroyed must not stop the sampling.
+#[test]
+fn a_sub_interpreter_made_while_sampling_is_seen() {
+    for_each_python(|py| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("subinterp.txt");
+        let rec = run_sampler(&[
+            "record",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            py.path.to_str().unwrap(),
+            script("subinterp.py").to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = (text(&rec.stdout), text(&rec.stderr));
+        assert!(rec.status.success(), "{stderr}");
+        let stacks = collapsed(&out);
+        let before = leaf_samples(&stacks, "before_sub ");
+        assert!(
+            before >= 50,
+            "[{}] before_sub {before}: {stacks:?}",
+            py.label
+        );
+        if py.version.1 < 8 {
+            assert!(stdout.contains("subinterpreters: none"), "{stdout}");
+            return;
+        }
+        assert!(stdout.contains("subinterpreters: yes"), "{stdout}");
+        // One second at 200 Hz in each; the sub-interpreter's thread state is a second one on
+        // the main thread.
+        let (inside, after) = (
+            leaf_samples(&stacks, "inside_sub "),
+            leaf_samples(&stacks, "after_sub "),
+        );
+        assert!(
+            inside >= 100 && after >= 50,
+            "[{}] inside_sub {inside}, after_sub {after}: {stacks:?}",
+            py.label
         );
     });
 }
