@@ -258,7 +258,12 @@ impl ReadMemory for Checker<'_> {
 
     fn read_many(&self, requests: &mut [ReadRequest]) {
         let recall = self.recall;
-        *recall.checked.borrow_mut() = requests.iter().map(|r| (r.addr.0, r.buf.len())).collect();
+        {
+            // Kept from one check to the next (`refresh` empties it without freeing it).
+            let mut checked = recall.checked.borrow_mut();
+            checked.clear();
+            checked.extend(requests.iter().map(|r| (r.addr.0, r.buf.len())));
+        }
         let tail = &recall.batch[recall.tail..];
         let same = tail.len() == requests.len()
             && tail

@@ -116,7 +116,6 @@ impl CodeCache {
         // The requests (and their buffers) are kept from one sample to the next.
         let len = layout.code.size as usize;
         let requests = &mut self.requests;
-        requests.truncate(checking.len());
         requests.resize_with(checking.len(), || ReadRequest::new(RemoteAddr::NULL, len));
         for (r, &addr) in requests.iter_mut().zip(checking.iter()) {
             r.addr = RemoteAddr(addr);

@@ -250,6 +250,7 @@ pub fn walk(
     } = scratch;
     chain.clear();
     walk.marks.reserve(*most_marks);
+    let (links, truncated) = (&mut walk.marks, &mut walk.truncated);
     match &layout.frames {
         FrameModel::Interpreter(f) => {
             let start = match layout.code.bytecode {
@@ -258,9 +259,13 @@ pub fn walk(
                     return Err(Error::corrupt("interpreter frames need inline bytecode"))
                 }
             };
-            interpreter_chain(mem, f, start, thread, max_depth, &mut walk, chain)?
+            let step = interpreter_step(mem, f, start, thread, links);
+            follow_chain(thread.frame, max_depth, truncated, chain, step)?
         }
-        FrameModel::Objects(f) => object_chain(mem, f, thread, max_depth, &mut walk, chain)?,
+        FrameModel::Objects(f) => {
+            let step = object_step(mem, f, links);
+            follow_chain(thread.frame, max_depth, truncated, chain, step)?
+        }
     };
     // Every instruction word but the innermost frame's is one the stack was built from.
     walk.marks.extend(chain.iter().skip(1).map(|c| c.mark));
@@ -367,89 +372,71 @@ fn follow_chain(
     Ok(())
 }
 
-/// 3.11+: interpreter frames, shims skipped, mostly read from the data-stack copy. Fills
-/// `chain`, adds the link and code words read to `walk.marks`, and sets `walk.truncated`.
-fn interpreter_chain(
-    mem: &dyn ReadMemory,
-    f: &FrameLayout,
+/// 3.11+: one step of a chain of interpreter frames for [`follow_chain`], shims skipped,
+/// frames mostly read from the data-stack copy. Adds the link and code words it reads to
+/// `links`.
+fn interpreter_step<'a>(
+    mem: &'a dyn ReadMemory,
+    f: &'a FrameLayout,
     code_start: u64,
     thread: &ThreadState,
-    max_depth: usize,
-    walk: &mut Walk,
-    chain: &mut Vec<ChainFrame>,
-) -> Result<()> {
+    links: &'a mut Vec<Mark>,
+) -> impl FnMut(RemoteAddr) -> Result<Step> + 'a {
     let mut prefetch = Prefetch::new(mem, f.chunk, thread);
     let mut python_seen = false;
-    let links = &mut walk.marks;
-    follow_chain(
-        thread.frame,
-        max_depth,
-        &mut walk.truncated,
-        chain,
-        |addr| {
-            let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
-                Some(s) => Cow::Borrowed(s),
-                None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
-            };
-            links.push(Mark::word(&buf, addr, f.previous)?);
-            // A caller's instruction word points into its code object, so it stands for the
-            // code object too; up to the innermost Python frame, whose instruction moves, the
-            // code object's word is checked itself.
-            if !python_seen {
-                links.push(Mark::word(&buf, addr, f.executable)?);
-            }
-            let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
-                None
-            } else {
-                python_seen = true;
-                let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
-                // The instruction pointer is an address inside the code object's bytecode.
-                let instr = Mark::word(&buf, addr, f.instr)?;
-                Some((
-                    code_addr,
-                    instr
-                        .value
-                        .wrapping_sub(code_addr.0.wrapping_add(code_start))
-                        as i64,
-                    instr,
-                ))
-            };
-            Ok((frame, buf.addr_at(f.previous)?))
-        },
-    )
+    move |addr| {
+        let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
+        };
+        links.push(Mark::word(&buf, addr, f.previous)?);
+        // A caller's instruction word points into its code object, so it stands for the
+        // code object too; up to the innermost Python frame, whose instruction moves, the
+        // code object's word is checked itself.
+        if !python_seen {
+            links.push(Mark::word(&buf, addr, f.executable)?);
+        }
+        let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
+            None
+        } else {
+            python_seen = true;
+            let code_addr = RemoteAddr(f.code_ref.pointer(buf.u64_at(f.executable)?));
+            // The instruction pointer is an address inside the code object's bytecode.
+            let instr = Mark::word(&buf, addr, f.instr)?;
+            Some((
+                code_addr,
+                instr
+                    .value
+                    .wrapping_sub(code_addr.0.wrapping_add(code_start)) as i64,
+                instr,
+            ))
+        };
+        Ok((frame, buf.addr_at(f.previous)?))
+    }
 }
 
-/// 2.7–3.10: frame objects chained by `f_back`; the outputs as for [`interpreter_chain`].
-fn object_chain(
-    mem: &dyn ReadMemory,
-    f: &FrameObjectLayout,
-    thread: &ThreadState,
-    max_depth: usize,
-    walk: &mut Walk,
-    chain: &mut Vec<ChainFrame>,
-) -> Result<()> {
-    let links = &mut walk.marks;
-    follow_chain(
-        thread.frame,
-        max_depth,
-        &mut walk.truncated,
-        chain,
-        |addr| {
-            let buf = mem.read_vec(addr, f.size as usize)?;
-            links.push(Mark::word(&buf, addr, f.back)?);
-            links.push(Mark::word(&buf, addr, f.code)?);
-            let raw = buf.i32_at(f.lasti)?;
-            let mark = Mark {
-                at: addr.offset(f.lasti)?,
-                width: 4,
-                value: u64::from(raw as u32),
-            };
-            Ok((
-                Some((buf.addr_at(f.code)?, i64::from(raw) * f.lasti_bytes, mark)),
-                buf.addr_at(f.back)?,
-            ))
-        },
-    )
+/// 2.7–3.10: one step of a chain of frame objects (by `f_back`) for [`follow_chain`]. Adds
+/// the link and code words it reads to `links`.
+fn object_step<'a>(
+    mem: &'a dyn ReadMemory,
+    f: &'a FrameObjectLayout,
+    links: &'a mut Vec<Mark>,
+) -> impl FnMut(RemoteAddr) -> Result<Step> + 'a {
+    move |addr| {
+        let buf = mem.read_vec(addr, f.size as usize)?;
+        links.push(Mark::word(&buf, addr, f.back)?);
+        links.push(Mark::word(&buf, addr, f.code)?);
+        let raw = buf.i32_at(f.lasti)?;
+        let mark = Mark {
+            at: addr.offset(f.lasti)?,
+            width: 4,
+            value: u64::from(raw as u32),
+        };
+        Ok((
+            Some((buf.addr_at(f.code)?, i64::from(raw) * f.lasti_bytes, mark)),
+            buf.addr_at(f.back)?,
+        ))
+    }
 }
 
 #[cfg(test)]

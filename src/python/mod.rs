@@ -467,10 +467,10 @@ impl Interpreter {
     ///
     /// The list of interpreters changes only when one is created or destroyed, so a list read
     /// less than 20 ms ago is used again (one read fewer per sample, in a place of its own).
-    /// A new sub-interpreter is then seen that much later. A destroyed one
-    /// has no threads left by the time it is freed; its memory is checked anyway, because
-    /// every thread state must point back to the interpreter it was listed under, and a sample
-    /// that fails has the next one list the interpreters afresh.
+    /// A new sub-interpreter is then seen that much later. A destroyed one has no threads left
+    /// by the time it is freed; its memory is checked anyway, because every thread state must
+    /// point back to the interpreter it was listed under, and a sample that fails has the next
+    /// one list the interpreters afresh.
     pub fn stacks(&mut self, mem: &dyn ReadMemory, max_depth: usize) -> Result<Vec<ThreadStack>> {
         let kept = self
             .listed

@@ -52,9 +52,6 @@ pub fn threads(
     let mut cycle = CycleCheck::new(head);
     let mut addr = head;
     while !addr.is_null() {
-        if out.len() >= MAX_THREADS {
-            return Err(Error::corrupt("thread list too long or cyclic"));
-        }
         let buf = mem.read_cow(addr, t.size as usize)?;
         if buf.addr_at(t.interp)? != interp {
             return Err(Error::corrupt(format!(
@@ -94,7 +91,7 @@ pub fn threads(
             },
         });
         addr = buf.addr_at(t.next)?;
-        if cycle.looped(addr) {
+        if !addr.is_null() && (out.len() >= MAX_THREADS || cycle.looped(addr)) {
             return Err(Error::corrupt("thread list too long or cyclic"));
         }
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    collapsed, for_each_python, leaf_samples, marker_line, pythons, record_raw, run_sampler,
-    script, summary_count, text, Python, Target,
+    for_each_python, leaf_samples, marker_line, pythons, record_raw, run_sampler, script,
+    summary_count, text, Python, Target,
 };
 
 /// `sampler dump --pid N --json`, parsed.
@@ -479,23 +479,14 @@ fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
 #[test]
 fn a_sub_interpreter_made_while_sampling_is_seen() {
     for_each_python(|py| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("subinterp.txt");
-        let rec = run_sampler(&[
-            "record",
+        let (rec, stacks) = record_raw(&[
             "-r",
             "200",
-            "-f",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
             "--",
             py.path.to_str().unwrap(),
             script("subinterp.py").to_str().unwrap(),
         ]);
-        let (stdout, stderr) = (text(&rec.stdout), text(&rec.stderr));
-        assert!(rec.status.success(), "{stderr}");
-        let stacks = collapsed(&out);
+        let stdout = text(&rec.stdout);
         let before = leaf_samples(&stacks, "before_sub ");
         assert!(
             before >= 50,
