@@ -20,7 +20,7 @@ use sampler::process::snapshot::Snapshot;
 use sampler::process::{CountingReader, RemoteAddr};
 use sampler::python::frames::MAX_DEPTH;
 use sampler::python::linetable::decode_locations;
-use sampler::python::{stacks_moved, Check, Interpreter, PyVersion};
+use sampler::python::{stacks_moved, Check, CheckBuffers, Interpreter, PyVersion};
 
 /// The walk fixtures: bench name and file stem.
 const WALKS: [(&str, &str); 3] = [
@@ -83,10 +83,12 @@ impl Fixture {
         let mem = CountingReader::new(&self.snapshot);
         let mut interp = Interpreter::from_memory(&mem, self.version, self.runtime).unwrap();
         let mut recall = Recall::default();
+        let mut kept = CheckBuffers::default();
         let mut walk = |recall: &mut Recall| {
             let stacks =
                 recall.read_through(&mem, true, |mem| interp.stacks(mem, MAX_DEPTH).unwrap());
-            assert!(!stacks_moved(&recall.checker(&mem), &stacks, Check::Full));
+            let checker = recall.checker(&mem);
+            assert!(!stacks_moved(&checker, &stacks, Check::Full, &mut kept));
         };
         walk(&mut recall);
         walk(&mut recall);
@@ -142,7 +144,13 @@ fn walks(c: &mut Criterion) {
                 let stacks = recall.read_through(black_box(&fixture.snapshot), false, |mem| {
                     interp.stacks(mem, MAX_DEPTH).unwrap()
                 });
-                interp.recycle(stacks.into_iter().map(|s| (s.thread.thread_id, s.frames)));
+                // Everything a sample's stacks hold is given back, as the sampler does.
+                let mut frames = Vec::with_capacity(stacks.len());
+                for s in stacks {
+                    interp.give_back(s.marks, s.frame_refs);
+                    frames.push((s.thread.thread_id, s.frames));
+                }
+                interp.recycle(frames);
             })
         });
     }

@@ -13,6 +13,7 @@ use nix::sys::ptrace;
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use smallvec::SmallVec;
 
 use super::maps::MapRange;
 use super::{ReadMemory, ReadRequest, RemoteAddr};
@@ -579,14 +580,15 @@ impl Process {
     /// One `process_vm_readv` for a batch: how many of its buffers, from the first, were
     /// filled whole; `None` when the call failed for the whole process (gone, or refused).
     fn read_batch(&self, batch: &mut [ReadRequest]) -> Option<usize> {
-        let remote: Vec<RemoteIoVec> = batch
+        // A sample's batch has a dozen pieces or so: its lists stay on the stack.
+        let remote: SmallVec<[RemoteIoVec; 32]> = batch
             .iter()
             .map(|r| RemoteIoVec {
                 base: r.addr.0 as usize,
                 len: r.buf.len(),
             })
             .collect();
-        let mut local: Vec<IoSliceMut> = batch
+        let mut local: SmallVec<[IoSliceMut; 32]> = batch
             .iter_mut()
             .map(|r| IoSliceMut::new(&mut r.buf))
             .collect();

@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Result};
 use crate::model::{Frame, FrameKind};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
@@ -96,7 +98,7 @@ struct Prefetch<'a> {
     mem: &'a dyn ReadMemory,
     layout: Option<ChunkLayout>,
     /// `(address, bytes)` of each copied chunk, newest first.
-    chunks: Vec<(u64, Cow<'a, [u8]>)>,
+    chunks: SmallVec<[(u64, Cow<'a, [u8]>); 2]>,
     /// The next older chunk, not copied yet (null when there is none or it is unknown).
     older: u64,
     /// Bytes copied so far.
@@ -109,7 +111,7 @@ impl<'a> Prefetch<'a> {
         let mut prefetch = Prefetch {
             mem,
             layout,
-            chunks: Vec::new(),
+            chunks: SmallVec::new(),
             older: 0,
             copied: 0,
         };
@@ -219,6 +221,22 @@ pub struct Scratch {
     codes: Vec<RemoteAddr>,
     /// The most marks a walk has collected so far: the next one reserves room for as many.
     marks: usize,
+    /// Mark and frame-reference lists of stacks already used, for the next walks to fill
+    /// (see [`Scratch::give_back`]).
+    spare: Vec<(Vec<Mark>, Vec<FrameRef>)>,
+}
+
+/// Most spare lists kept: one per thread of a big process.
+const MAX_SPARE: usize = 4096;
+
+impl Scratch {
+    /// Takes back a used stack's marks and frame references, for a later walk to fill
+    /// instead of allocating its own.
+    pub fn give_back(&mut self, marks: Vec<Mark>, refs: Vec<FrameRef>) {
+        if self.spare.len() < MAX_SPARE && (marks.capacity() > 0 || refs.capacity() > 0) {
+            self.spare.push((marks, refs));
+        }
+    }
 }
 
 /// Walks `thread`'s frames. `last` is the same thread's frames from an earlier walk (or
@@ -233,8 +251,13 @@ pub fn walk(
     max_depth: usize,
     last: Vec<Frame>,
 ) -> Result<Walk> {
+    let (mut marks, mut refs) = scratch.spare.pop().unwrap_or_default();
+    marks.clear();
+    refs.clear();
     let mut walk = Walk {
         frames: last,
+        marks,
+        refs,
         ..Walk::default()
     };
     if thread.frame.is_null() {
@@ -247,6 +270,7 @@ pub fn walk(
         chain,
         codes,
         marks: most_marks,
+        ..
     } = scratch;
     chain.clear();
     walk.marks.reserve(*most_marks);
@@ -284,7 +308,7 @@ pub fn walk(
     // that is the same function at the same line stays.
     let frames = &mut walk.frames;
     frames.reverse();
-    walk.refs.reserve_exact(chain.len());
+    walk.refs.reserve(chain.len());
     let mut kept = 0;
     for step in chain.iter().rev() {
         if let Some(code) = cache.get(mem, layout, step.code, step.offset)? {
@@ -387,7 +411,9 @@ fn interpreter_step<'a>(
     move |addr| {
         let buf: Cow<[u8]> = match prefetch.slice(addr.0, f.size as usize) {
             Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(mem.read_vec(addr, f.size as usize)?),
+            // A frame outside the data stack (a C-stack entry frame, a generator's): from the
+            // batch's copy when it holds one.
+            None => mem.read_cow(addr, f.size as usize)?,
         };
         links.push(Mark::word(&buf, addr, f.previous)?);
         // A caller's instruction word points into its code object, so it stands for the
@@ -423,7 +449,7 @@ fn object_step<'a>(
     links: &'a mut Vec<Mark>,
 ) -> impl FnMut(RemoteAddr) -> Result<Step> + 'a {
     move |addr| {
-        let buf = mem.read_vec(addr, f.size as usize)?;
+        let buf = mem.read_cow(addr, f.size as usize)?;
         links.push(Mark::word(&buf, addr, f.back)?);
         links.push(Mark::word(&buf, addr, f.code)?);
         let raw = buf.i32_at(f.lasti)?;

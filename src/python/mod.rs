@@ -94,7 +94,12 @@ pub struct ThreadStack {
 /// instruction word are read again: that catches a call or a return during the read unless
 /// the thread also got back to the same call of the same caller by the end, which code that
 /// calls and returns in the same places within microseconds often does.
-pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack], check: Check) -> bool {
+pub fn stacks_moved(
+    mem: &dyn ReadMemory,
+    stacks: &[ThreadStack],
+    check: Check,
+    kept: &mut CheckBuffers,
+) -> bool {
     let marks = || {
         stacks.iter().flat_map(move |stack| {
             let slot = &stack.thread.frame_slot;
@@ -113,8 +118,13 @@ pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack], check: Check) 
     // Spans of nearby words, in the order the walk read them (a thread's frames in its data
     // stack come one after the other, so no sorting is needed). A gap shorter than a page
     // lies in pages that hold one of the words on either side of it, so it is readable too.
-    let mut spans: Vec<(u64, u64)> = Vec::new();
-    let mut span_of: Vec<usize> = Vec::new();
+    let CheckBuffers {
+        spans,
+        span_of,
+        requests,
+    } = kept;
+    spans.clear();
+    span_of.clear();
     for m in marks() {
         let (start, end) = (m.at.0, m.at.0.saturating_add(m.width as u64));
         match spans.last_mut() {
@@ -132,12 +142,20 @@ pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack], check: Check) 
     if spans.is_empty() {
         return false;
     }
-    let mut requests: Vec<ReadRequest> = spans
-        .iter()
-        .map(|&(start, end)| ReadRequest::new(RemoteAddr(start), (end - start) as usize))
-        .collect();
-    mem.read_many(&mut requests);
-    marks().zip(span_of).any(|(mark, span)| {
+    requests.truncate(spans.len());
+    for (i, &(start, end)) in spans.iter().enumerate() {
+        let len = (end - start) as usize;
+        match requests.get_mut(i) {
+            Some(r) => {
+                r.addr = RemoteAddr(start);
+                r.buf.resize(len, 0);
+                r.ok = false;
+            }
+            None => requests.push(ReadRequest::new(RemoteAddr(start), len)),
+        }
+    }
+    mem.read_many(requests);
+    marks().zip(span_of.iter()).any(|(mark, &span)| {
         let read = &requests[span];
         let at = (mark.at.0 - read.addr.0) as usize;
         let mut word = [0u8; 8];
@@ -146,6 +164,15 @@ pub fn stacks_moved(mem: &dyn ReadMemory, stacks: &[ThreadStack], check: Check) 
             u64::from_le_bytes(word) != mark.value
         }
     })
+}
+
+/// The lists [`stacks_moved`] fills, kept from one check to the next so that a steady
+/// program's checks allocate nothing.
+#[derive(Debug, Default)]
+pub struct CheckBuffers {
+    spans: Vec<(u64, u64)>,
+    span_of: Vec<usize>,
+    requests: Vec<ReadRequest>,
 }
 
 /// Which words [`stacks_moved`] reads again.
@@ -499,6 +526,12 @@ impl Interpreter {
         self.recycled.extend(threads);
     }
 
+    /// Takes back the lists of a stack whose frames have been taken out of it, for the next
+    /// walk to fill again.
+    pub fn give_back(&mut self, marks: Vec<frames::Mark>, refs: Vec<frames::FrameRef>) {
+        self.scratch.give_back(marks, refs);
+    }
+
     /// [`Interpreter::stacks`] of the interpreters `interps`.
     fn stacks_of(
         &mut self,
@@ -639,16 +672,30 @@ mod tests {
                 mark(0x1400, 8, 0x6000),
             ]
         };
-        assert!(!stacks_moved(&mem, &[stack(0x7000, walked())], Check::Full));
+        // One set of buffers for every check, as the sampler keeps: what one check left in
+        // them must not count for the next.
+        let mut kept = CheckBuffers::default();
+        assert!(!stacks_moved(
+            &mem,
+            &[stack(0x7000, walked())],
+            Check::Full,
+            &mut kept
+        ));
         // One batched read, of two spans.
         assert_eq!(mem.reads(), 1);
         assert!(!stacks_moved(
             &mem,
             &[stack(0x7000, walked())],
-            Check::Quick
+            Check::Quick,
+            &mut kept
         ));
         // Another innermost frame: the thread called or returned.
-        assert!(stacks_moved(&mem, &[stack(0x7100, walked())], Check::Full));
+        assert!(stacks_moved(
+            &mem,
+            &[stack(0x7100, walked())],
+            Check::Full,
+            &mut kept
+        ));
         // The same frame pointer, but a word of the stack moved on: it returned and called
         // again while the stack was copied. Any of them, the last one included.
         for moved in 0..3 {
@@ -656,13 +703,25 @@ mod tests {
             marks[moved].value += 8;
             let quick = moved == 1;
             let stacks = [stack(0x7000, marks)];
-            assert!(stacks_moved(&mem, &stacks, Check::Full), "{moved}");
-            assert_eq!(stacks_moved(&mem, &stacks, Check::Quick), quick, "{moved}");
+            assert!(
+                stacks_moved(&mem, &stacks, Check::Full, &mut kept),
+                "{moved}"
+            );
+            assert_eq!(
+                stacks_moved(&mem, &stacks, Check::Quick, &mut kept),
+                quick,
+                "{moved}"
+            );
         }
         // Words that cannot be read do not count.
         let mut gone = walked();
         gone.push(mark(0x9_0000, 8, 1));
-        assert!(!stacks_moved(&mem, &[stack(0x7000, gone)], Check::Full));
-        assert!(!stacks_moved(&mem, &[], Check::Full));
+        assert!(!stacks_moved(
+            &mem,
+            &[stack(0x7000, gone)],
+            Check::Full,
+            &mut kept
+        ));
+        assert!(!stacks_moved(&mem, &[], Check::Full, &mut kept));
     }
 }

@@ -18,7 +18,7 @@ use crate::model::{Local, Sample, ThreadSample};
 use crate::process::recall::Recall;
 use crate::process::{pthread, OsThread, Process, ReadMemory, ThreadStates};
 use crate::python::threading::ThreadNames;
-use crate::python::{Check, Interpreter, ThreadStack};
+use crate::python::{Check, CheckBuffers, Interpreter, ThreadStack};
 
 use schedule::Schedule;
 
@@ -277,6 +277,8 @@ pub struct Sampler {
     thread_states: ThreadStates,
     /// Where the last sample read, read again in one batch when the next starts.
     recall: Recall,
+    /// The stack check's lists, kept between samples.
+    checks: CheckBuffers,
     /// Samples read without pausing that raced (a thread's frame moved while it was read, or
     /// the read failed), and, in the [`Pausing::Never`] mode, how many of those raced again
     /// when read once more (and were kept as they were).
@@ -360,6 +362,7 @@ impl Sampler {
             thread_names: ThreadNames::default(),
             thread_states: ThreadStates::new(process.pid()),
             recall: Recall::default(),
+            checks: CheckBuffers::default(),
             raced: (0, 0),
             races: RaceWatch::default(),
             paused: 0,
@@ -400,6 +403,15 @@ impl Sampler {
             .zip(names)
             .zip(locals.drain(..))
         {
+            let ThreadStack {
+                thread,
+                frames,
+                marks,
+                frame_refs,
+                holds_gil,
+                ..
+            } = stack;
+            self.interpreter.give_back(marks, frame_refs);
             let os_thread = native.map(|tid| os_threads.iter().find(|t| t.tid == tid));
             // A thread state whose kernel thread is not in the process describes no thread:
             // a stale copy of a parent's thread in a child forked before 3.7.
@@ -407,18 +419,15 @@ impl Sampler {
                 continue;
             }
             // The GIL's holder is running Python code whatever the scheduler said a moment ago.
-            let active = stack.holds_gil || os_thread.flatten().map(|t| t.running).unwrap_or(true);
-            if (!active && !self.options.include_idle)
-                || (self.options.gil_only && !stack.holds_gil)
-            {
+            let active = holds_gil || os_thread.flatten().map(|t| t.running).unwrap_or(true);
+            if (!active && !self.options.include_idle) || (self.options.gil_only && !holds_gil) {
                 continue;
             }
-            let frames = stack.frames;
             threads.push(ThreadSample {
-                thread_id: stack.thread.thread_id,
+                thread_id: thread.thread_id,
                 os_thread_id: native,
                 active,
-                holds_gil: stack.holds_gil,
+                holds_gil,
                 name,
                 frames,
                 locals,
@@ -538,8 +547,9 @@ impl Sampler {
 
     /// True when a thread called or returned while `stacks` were read without pausing (see
     /// `python::stacks_moved`).
-    fn moved(&self, stacks: &[ThreadStack], check: Check) -> bool {
-        crate::python::stacks_moved(&self.recall.checker(&self.process), stacks, check)
+    fn moved(&mut self, stacks: &[ThreadStack], check: Check) -> bool {
+        let checker = self.recall.checker(&self.process);
+        crate::python::stacks_moved(&checker, stacks, check, &mut self.checks)
     }
 
     /// The threads' kernel ids and states for stacks read without pausing: the states of the

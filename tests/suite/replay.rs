@@ -20,9 +20,9 @@ use sampler::model::Frame;
 use sampler::process::recall::Recall;
 use sampler::process::snapshot::{Recorder, Snapshot};
 use sampler::process::{Process, ReadMemory, RemoteAddr};
-use sampler::python::frames::MAX_DEPTH;
+use sampler::python::frames::{FrameRef, Mark, MAX_DEPTH};
 use sampler::python::linetable::{self, LineRange};
-use sampler::python::{stacks_moved, Check, Interpreter, PyVersion, ThreadStack};
+use sampler::python::{stacks_moved, Check, CheckBuffers, Interpreter, PyVersion, ThreadStack};
 use serde_json::{json, Value};
 
 use crate::support::{self, Python, Target};
@@ -187,13 +187,14 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
         let before = mem.reads();
         let mut interp = Interpreter::from_memory(&mem, fixture.version, fixture.runtime).unwrap();
         let mut recall = Recall::default();
+        let mut kept = CheckBuffers::default();
         let mut walk = |checked: bool| {
             let stacks = recall
                 .read_through(&mem, checked, |mem| interp.stacks(mem, MAX_DEPTH))
                 .unwrap();
             if checked {
                 assert!(
-                    !stacks_moved(&recall.checker(&mem), &stacks, Check::Full),
+                    !stacks_moved(&recall.checker(&mem), &stacks, Check::Full, &mut kept),
                     "{}: a still snapshot moved",
                     fixture.name
                 );
@@ -238,26 +239,51 @@ fn recycled_frame_lists_give_the_same_stacks() {
         let mem = &fixture.snapshot;
         let mut interp = Interpreter::from_memory(mem, fixture.version, fixture.runtime).unwrap();
         let capped = describe(&interp.stacks(mem, 3).unwrap());
-        let spoiled = |stacks: Vec<ThreadStack>| {
-            stacks.into_iter().map(|s| {
+        // Frame lists spoiled, and the mark and frame-reference lists given back with junk
+        // in them: none of it may show in the next walk.
+        let junk_mark = Mark {
+            at: RemoteAddr(0x10),
+            width: 8,
+            value: 0xdead,
+        };
+        let junk_ref = FrameRef {
+            frame: RemoteAddr(0x20),
+            code: RemoteAddr(0x30),
+        };
+        let spoil = |interp: &mut Interpreter, stacks: Vec<ThreadStack>| {
+            let mut lists = Vec::new();
+            for s in stacks {
+                let (mut marks, mut refs) = (s.marks, s.frame_refs);
+                marks.extend([junk_mark; 3]);
+                refs.push(junk_ref);
+                interp.give_back(marks, refs);
                 let mut frames = s.frames;
                 if !frames.is_empty() {
                     let middle = frames.len() / 2;
                     frames[middle] = stranger.clone();
                 }
                 frames.extend([stranger.clone(), stranger.clone()]);
-                (s.thread.thread_id, frames)
-            })
+                lists.push((s.thread.thread_id, frames));
+            }
+            interp.recycle(lists);
+        };
+        let words = |stacks: &[ThreadStack]| -> Vec<_> {
+            stacks
+                .iter()
+                .map(|s| (s.marks.clone(), s.caller, s.frame_refs.clone()))
+                .collect()
         };
         // Lists of other threads (none has id 0) are not used.
         interp.recycle([(0, vec![stranger.clone(); 5])]);
         let first = interp.stacks(mem, MAX_DEPTH).unwrap();
         assert_eq!(describe(&first), fixture.expected, "{}", fixture.name);
-        interp.recycle(spoiled(first));
+        let first_words = words(&first);
+        spoil(&mut interp, first);
         let second = interp.stacks(mem, MAX_DEPTH).unwrap();
         assert_eq!(describe(&second), fixture.expected, "{}", fixture.name);
+        assert_eq!(words(&second), first_words, "{}", fixture.name);
         // Under a depth cap, and back.
-        interp.recycle(spoiled(second));
+        spoil(&mut interp, second);
         let cut = interp.stacks(mem, 3).unwrap();
         assert_eq!(describe(&cut), capped, "{}", fixture.name);
         interp.recycle(cut.into_iter().map(|s| (s.thread.thread_id, s.frames)));
