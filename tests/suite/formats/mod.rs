@@ -109,6 +109,24 @@ pub fn def_line(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("no `{def}` in formats.py"))
 }
 
+/// The lines of function `name`'s body in `formats.py`: from the line after its `def` to
+/// the last line before the next unindented one.
+pub fn body_lines(name: &str) -> std::ops::RangeInclusive<u32> {
+    let source = std::fs::read_to_string(script("formats.py")).unwrap();
+    let def = def_line(name);
+    let lines: Vec<&str> = source.lines().collect();
+    let mut last = def;
+    for (i, line) in lines.iter().enumerate().skip(def as usize) {
+        if !line.is_empty() && !line.starts_with(char::is_whitespace) {
+            break;
+        }
+        if !line.trim().is_empty() {
+            last = i as u32 + 1;
+        }
+    }
+    def + 1..=last
+}
+
 /// The folder the consumers are installed in (`.ci/install-consumers.sh`).
 pub fn consumers() -> PathBuf {
     repo().join(".cache/consumers")
