@@ -140,7 +140,7 @@ struct TopArgs {
 #[derive(Debug, Args)]
 struct SamplingArgs {
     /// Samples per second.
-    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     rate: u32,
     /// Include threads that are idle (sleeping or blocked) according to the OS.
     #[arg(short, long)]
