@@ -84,6 +84,31 @@ pub trait ReadMemory {
         }
     }
 
+    /// Reads the spans `spans` (address, length) and hands them to `inspect`, one request per
+    /// span in the same order; `kept` holds the buffers from one call to the next. A reader
+    /// that already holds fresh copies of exactly these spans (the second copies at the end of
+    /// a [`recall::Recall`] batch) lends those instead of copying them.
+    fn read_spans(
+        &self,
+        spans: &[(u64, usize)],
+        kept: &mut Vec<ReadRequest>,
+        inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
+    ) -> bool {
+        kept.truncate(spans.len());
+        for (i, &(addr, len)) in spans.iter().enumerate() {
+            match kept.get_mut(i) {
+                Some(r) => {
+                    r.addr = RemoteAddr(addr);
+                    r.buf.resize(len.min(MAX_READ), 0);
+                    r.ok = false;
+                }
+                None => kept.push(ReadRequest::new(RemoteAddr(addr), len)),
+            }
+        }
+        self.read_many(kept);
+        inspect(kept)
+    }
+
     /// Reads `len` bytes into a new vector. `len` is checked against [`MAX_READ`].
     fn read_vec(&self, addr: RemoteAddr, len: usize) -> Result<Vec<u8>> {
         if len > MAX_READ {
@@ -131,6 +156,14 @@ impl<T: ReadMemory + ?Sized> ReadMemory for &T {
     }
     fn read_cow(&self, addr: RemoteAddr, len: usize) -> Result<Cow<'_, [u8]>> {
         (**self).read_cow(addr, len)
+    }
+    fn read_spans(
+        &self,
+        spans: &[(u64, usize)],
+        kept: &mut Vec<ReadRequest>,
+        inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
+    ) -> bool {
+        (**self).read_spans(spans, kept, inspect)
     }
 }
 

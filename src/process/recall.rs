@@ -257,27 +257,51 @@ impl ReadMemory for Checker<'_> {
     }
 
     fn read_many(&self, requests: &mut [ReadRequest]) {
+        let spans: Vec<(u64, usize)> = requests.iter().map(|r| (r.addr.0, r.buf.len())).collect();
+        match self.served(&spans) {
+            Some(tail) => {
+                for (r, t) in requests.iter_mut().zip(tail) {
+                    r.buf.copy_from_slice(&t.buf);
+                    r.ok = t.ok;
+                }
+            }
+            None => self.mem.read_many(requests),
+        }
+    }
+
+    /// The check's path: the second copies are inspected where they lie, not copied.
+    fn read_spans(
+        &self,
+        spans: &[(u64, usize)],
+        kept: &mut Vec<ReadRequest>,
+        inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
+    ) -> bool {
+        match self.served(spans) {
+            Some(tail) => inspect(tail),
+            None => self.mem.read_spans(spans, kept, inspect),
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// Records `spans` as the ones the next batch copies a second time, and returns this
+    /// batch's second copies when they are of exactly these spans and may serve (once, and
+    /// only when the walk read nothing outside the batch).
+    fn served(&self, spans: &[(u64, usize)]) -> Option<&[ReadRequest]> {
         let recall = self.recall;
         {
             // Kept from one check to the next (`refresh` empties it without freeing it).
             let mut checked = recall.checked.borrow_mut();
             checked.clear();
-            checked.extend(requests.iter().map(|r| (r.addr.0, r.buf.len())));
+            checked.extend_from_slice(spans);
         }
         let tail = &recall.batch[recall.tail..];
-        let same = tail.len() == requests.len()
+        let same = tail.len() == spans.len()
             && tail
                 .iter()
-                .zip(requests.iter())
-                .all(|(t, r)| t.addr == r.addr && t.buf.len() == r.buf.len());
-        if recall.tail_live.replace(false) && same {
-            for (r, t) in requests.iter_mut().zip(tail) {
-                r.buf.copy_from_slice(&t.buf);
-                r.ok = t.ok;
-            }
-        } else {
-            self.mem.read_many(requests);
-        }
+                .zip(spans)
+                .all(|(t, &(addr, len))| t.addr.0 == addr && t.buf.len() == len);
+        (recall.tail_live.replace(false) && same).then_some(tail)
     }
 }
 
@@ -453,6 +477,13 @@ mod tests {
 
     #[test]
     fn a_check_is_served_from_the_end_of_the_batch_after_a_walk_served_by_it() {
+        // Both ways a check can read: copies into its requests, or spans lent to it.
+        for lent in [false, true] {
+            checks_served_from_the_batch(lent);
+        }
+    }
+
+    fn checks_served_from_the_batch(lent: bool) {
         let mem = memory();
         let mut recall = Recall::default();
         let walk = |recall: &mut Recall, extra: bool| {
@@ -463,15 +494,31 @@ mod tests {
                 }
             })
         };
-        let check = |recall: &Recall| {
-            let mut requests = vec![
-                ReadRequest::new(RemoteAddr(0x1010), 8),
-                ReadRequest::new(RemoteAddr(0x9000), 4),
-            ];
-            recall.checker(&mem).read_many(&mut requests);
-            assert!(requests.iter().all(|r| r.ok));
-            assert_eq!(requests[0].buf, (0x10..0x18).collect::<Vec<u8>>());
-            assert_eq!(requests[1].buf, vec![7; 4]);
+        let mut kept = Vec::new();
+        let mut check = |recall: &Recall| {
+            let expect = |reads: &[ReadRequest]| {
+                assert_eq!(reads.len(), 2);
+                assert!(reads.iter().all(|r| r.ok));
+                assert_eq!(reads[0].buf, (0x10..0x18).collect::<Vec<u8>>());
+                assert_eq!(reads[1].buf, vec![7; 4]);
+            };
+            if lent {
+                let spans = [(0x1010, 8), (0x9000, 4)];
+                let seen = recall
+                    .checker(&mem)
+                    .read_spans(&spans, &mut kept, &mut |reads| {
+                        expect(reads);
+                        true
+                    });
+                assert!(seen);
+            } else {
+                let mut requests = vec![
+                    ReadRequest::new(RemoteAddr(0x1010), 8),
+                    ReadRequest::new(RemoteAddr(0x9000), 4),
+                ];
+                recall.checker(&mem).read_many(&mut requests);
+                expect(&requests);
+            }
         };
         walk(&mut recall, false);
         check(&recall);

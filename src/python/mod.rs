@@ -128,41 +128,32 @@ pub fn stacks_moved(
     for m in marks() {
         let (start, end) = (m.at.0, m.at.0.saturating_add(m.width as u64));
         match spans.last_mut() {
-            Some((s, e))
+            Some((s, len))
                 if end.saturating_add(CHECK_GAP) >= *s
-                    && start <= e.saturating_add(CHECK_GAP)
-                    && end.max(*e) - start.min(*s) <= MAX_CHECK_SPAN =>
+                    && start <= (*s + *len as u64).saturating_add(CHECK_GAP)
+                    && end.max(*s + *len as u64) - start.min(*s) <= MAX_CHECK_SPAN =>
             {
-                (*s, *e) = (start.min(*s), end.max(*e));
+                let e = end.max(*s + *len as u64);
+                *s = start.min(*s);
+                *len = (e - *s) as usize;
             }
-            _ => spans.push((start, end)),
+            _ => spans.push((start, (end - start) as usize)),
         }
         span_of.push(spans.len() - 1);
     }
     if spans.is_empty() {
         return false;
     }
-    requests.truncate(spans.len());
-    for (i, &(start, end)) in spans.iter().enumerate() {
-        let len = (end - start) as usize;
-        match requests.get_mut(i) {
-            Some(r) => {
-                r.addr = RemoteAddr(start);
-                r.buf.resize(len, 0);
-                r.ok = false;
+    mem.read_spans(spans, requests, &mut |reads| {
+        marks().zip(span_of.iter()).any(|(mark, &span)| {
+            let read = &reads[span];
+            let at = (mark.at.0 - read.addr.0) as usize;
+            let mut word = [0u8; 8];
+            read.ok && {
+                word[..mark.width].copy_from_slice(&read.buf[at..at + mark.width]);
+                u64::from_le_bytes(word) != mark.value
             }
-            None => requests.push(ReadRequest::new(RemoteAddr(start), len)),
-        }
-    }
-    mem.read_many(requests);
-    marks().zip(span_of.iter()).any(|(mark, &span)| {
-        let read = &requests[span];
-        let at = (mark.at.0 - read.addr.0) as usize;
-        let mut word = [0u8; 8];
-        read.ok && {
-            word[..mark.width].copy_from_slice(&read.buf[at..at + mark.width]);
-            u64::from_le_bytes(word) != mark.value
-        }
+        })
     })
 }
 
@@ -170,7 +161,8 @@ pub fn stacks_moved(
 /// program's checks allocate nothing.
 #[derive(Debug, Default)]
 pub struct CheckBuffers {
-    spans: Vec<(u64, u64)>,
+    /// `(start, length)` of each span.
+    spans: Vec<(u64, usize)>,
     span_of: Vec<usize>,
     requests: Vec<ReadRequest>,
 }
