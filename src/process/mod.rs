@@ -69,6 +69,25 @@ impl ReadRequest {
             ok: false,
         }
     }
+
+    /// Makes `kept` one unfilled request for each `(address, length)` of `spans`, reusing
+    /// the requests and buffers it holds, so that a read repeated every sample allocates
+    /// nothing once its sizes are known.
+    pub fn refill(kept: &mut Vec<ReadRequest>, spans: impl IntoIterator<Item = (u64, usize)>) {
+        let mut count = 0;
+        for (addr, len) in spans {
+            match kept.get_mut(count) {
+                Some(r) => {
+                    r.addr = RemoteAddr(addr);
+                    r.buf.resize(len.min(MAX_READ), 0);
+                    r.ok = false;
+                }
+                None => kept.push(ReadRequest::new(RemoteAddr(addr), len)),
+            }
+            count += 1;
+        }
+        kept.truncate(count);
+    }
 }
 
 /// Byte-level access to another address space.
@@ -94,17 +113,7 @@ pub trait ReadMemory {
         kept: &mut Vec<ReadRequest>,
         inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
     ) -> bool {
-        kept.truncate(spans.len());
-        for (i, &(addr, len)) in spans.iter().enumerate() {
-            match kept.get_mut(i) {
-                Some(r) => {
-                    r.addr = RemoteAddr(addr);
-                    r.buf.resize(len.min(MAX_READ), 0);
-                    r.ok = false;
-                }
-                None => kept.push(ReadRequest::new(RemoteAddr(addr), len)),
-            }
-        }
+        ReadRequest::refill(kept, spans.iter().copied());
         self.read_many(kept);
         inspect(kept)
     }
@@ -256,6 +265,24 @@ mod tests {
         assert_eq!(buf[..].u8_at(8).unwrap(), 2);
         assert!(buf[..].u64_at(2).is_err());
         assert!(buf[..].u32_at(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn refilled_requests_match_the_spans_and_are_unfilled() {
+        let mut kept = Vec::new();
+        let spans = |kept: &[ReadRequest]| -> Vec<(u64, usize, bool)> {
+            kept.iter().map(|r| (r.addr.0, r.buf.len(), r.ok)).collect()
+        };
+        ReadRequest::refill(&mut kept, [(0x10, 8), (0x20, 64), (0x30, 4)]);
+        assert_eq!(
+            spans(&kept),
+            [(0x10, 8, false), (0x20, 64, false), (0x30, 4, false)]
+        );
+        kept[0].ok = true;
+        ReadRequest::refill(&mut kept, [(0x40, 16)]);
+        assert_eq!(spans(&kept), [(0x40, 16, false)]);
+        ReadRequest::refill(&mut kept, [(0x50, 2), (0x60, 32)]);
+        assert_eq!(spans(&kept), [(0x50, 2, false), (0x60, 32, false)]);
     }
 
     #[test]

@@ -257,8 +257,7 @@ impl ReadMemory for Checker<'_> {
     }
 
     fn read_many(&self, requests: &mut [ReadRequest]) {
-        let spans: Vec<(u64, usize)> = requests.iter().map(|r| (r.addr.0, r.buf.len())).collect();
-        match self.served(&spans) {
+        match self.served(requests.iter().map(|r| (r.addr.0, r.buf.len()))) {
             Some(tail) => {
                 for (r, t) in requests.iter_mut().zip(tail) {
                     r.buf.copy_from_slice(&t.buf);
@@ -276,7 +275,7 @@ impl ReadMemory for Checker<'_> {
         kept: &mut Vec<ReadRequest>,
         inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
     ) -> bool {
-        match self.served(spans) {
+        match self.served(spans.iter().copied()) {
             Some(tail) => inspect(tail),
             None => self.mem.read_spans(spans, kept, inspect),
         }
@@ -287,20 +286,23 @@ impl Checker<'_> {
     /// Records `spans` as the ones the next batch copies a second time, and returns this
     /// batch's second copies when they are of exactly these spans and may serve (once, and
     /// only when the walk read nothing outside the batch).
-    fn served(&self, spans: &[(u64, usize)]) -> Option<&[ReadRequest]> {
+    fn served(
+        &self,
+        spans: impl ExactSizeIterator<Item = (u64, usize)> + Clone,
+    ) -> Option<&[ReadRequest]> {
         let recall = self.recall;
         {
             // Kept from one check to the next (`refresh` empties it without freeing it).
             let mut checked = recall.checked.borrow_mut();
             checked.clear();
-            checked.extend_from_slice(spans);
+            checked.extend(spans.clone());
         }
         let tail = &recall.batch[recall.tail..];
         let same = tail.len() == spans.len()
             && tail
                 .iter()
                 .zip(spans)
-                .all(|(t, &(addr, len))| t.addr.0 == addr && t.buf.len() == len);
+                .all(|(t, (addr, len))| t.addr.0 == addr && t.buf.len() == len);
         (recall.tail_live.replace(false) && same).then_some(tail)
     }
 }

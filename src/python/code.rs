@@ -116,12 +116,7 @@ impl CodeCache {
         // The requests (and their buffers) are kept from one sample to the next.
         let len = layout.code.size as usize;
         let requests = &mut self.requests;
-        requests.resize_with(checking.len(), || ReadRequest::new(RemoteAddr::NULL, len));
-        for (r, &addr) in requests.iter_mut().zip(checking.iter()) {
-            r.addr = RemoteAddr(addr);
-            r.buf.resize(len, 0);
-            r.ok = false;
-        }
+        ReadRequest::refill(requests, checking.iter().map(|&addr| (addr, len)));
         mem.read_many(requests);
         for r in requests.iter() {
             let same = r.ok

@@ -127,17 +127,18 @@ pub fn stacks_moved(
     span_of.clear();
     for m in marks() {
         let (start, end) = (m.at.0, m.at.0.saturating_add(m.width as u64));
-        match spans.last_mut() {
-            Some((s, len))
-                if end.saturating_add(CHECK_GAP) >= *s
-                    && start <= (*s + *len as u64).saturating_add(CHECK_GAP)
-                    && end.max(*s + *len as u64) - start.min(*s) <= MAX_CHECK_SPAN =>
-            {
-                let e = end.max(*s + *len as u64);
-                *s = start.min(*s);
-                *len = (e - *s) as usize;
-            }
-            _ => spans.push((start, (end - start) as usize)),
+        // The last span grown to take in the word, when the word is near enough.
+        let grown = |&mut (s, len): &mut (u64, usize)| {
+            let e = s + len as u64;
+            let (lo, hi) = (start.min(s), end.max(e));
+            (end.saturating_add(CHECK_GAP) >= s
+                && start <= e.saturating_add(CHECK_GAP)
+                && hi - lo <= MAX_CHECK_SPAN)
+                .then_some((lo, (hi - lo) as usize))
+        };
+        match spans.last_mut().and_then(|span| Some((grown(span)?, span))) {
+            Some((wider, span)) => *span = wider,
+            None => spans.push((start, (end - start) as usize)),
         }
         span_of.push(spans.len() - 1);
     }
@@ -673,8 +674,14 @@ mod tests {
             Check::Full,
             &mut kept
         ));
-        // One batched read, of two spans.
+        // One batched read. Spans join words in the order walked, not by address: the frame
+        // pointer, the far link alone, then the caller's word and the near link in one.
         assert_eq!(mem.reads(), 1);
+        assert_eq!(
+            kept.spans,
+            [(0x1000, 8), (0x8000, 8), (0x1008, 0x400)],
+            "the check's spans"
+        );
         assert!(!stacks_moved(
             &mem,
             &[stack(0x7000, walked())],
