@@ -32,6 +32,11 @@ pub struct CodeInfo {
     pub code_len: u64,
     /// The decoded line table.
     pub lines: Vec<LineRange>,
+    /// True for an interpreter trampoline rather than Python code: a code object none of
+    /// whose instructions is traceable (3.13+ enters a specialised `__init__` call through
+    /// one, named `__init__`, with no lines). CPython leaves its frames out of tracebacks
+    /// and `sys._current_frames()`, and so do we.
+    pub trampoline: bool,
     /// The last `(offset, line)` looked up: a frame that has not moved since the last sample,
     /// or one of a run of recursive calls, needs no search.
     last_line: Cell<(i64, u32)>,
@@ -185,6 +190,10 @@ impl CodeCache {
                 len
             }
         };
+        let trampoline = match c.first_traceable {
+            Some(at) => u64::from(buf.u32_at(at)?) * 2 >= code_len,
+            None => false,
+        };
         let first_line = buf.i32_at(c.firstlineno)?;
         let qualname = strings::read_str(mem, o, buf.addr_at(c.qualname.unwrap_or(c.name))?)?;
         let filename = strings::read_str(mem, o, buf.addr_at(c.filename)?)?;
@@ -207,6 +216,7 @@ impl CodeCache {
             }),
             code_len,
             lines,
+            trampoline,
             last_line: Cell::new((i64::MIN, 0)),
         }))
     }

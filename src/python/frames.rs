@@ -311,7 +311,8 @@ pub fn walk(
     walk.refs.reserve(chain.len());
     let mut kept = 0;
     for step in chain.iter().rev() {
-        if let Some(code) = cache.get(mem, layout, step.code, step.offset)? {
+        let code = cache.get(mem, layout, step.code, step.offset)?;
+        if let Some(code) = code.filter(|code| !code.trampoline) {
             let line = code.line_at(step.offset);
             match frames.get_mut(kept) {
                 Some(same)

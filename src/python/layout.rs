@@ -214,6 +214,8 @@ pub struct CodeLayout {
     pub bytecode: Bytecode,
     /// The line table's format.
     pub line_table: LineTableFormat,
+    /// `_co_firsttraceable` (3.12+), a 32-bit count of code units.
+    pub first_traceable: Option<u64>,
 }
 
 /// Object header and string fields.
@@ -799,7 +801,16 @@ impl Layout {
         ] {
             code_size = code_size.max(end_of(need(f)?)?);
         }
-        for offset in qualname.into_iter().chain([bytecode_field]) {
+        let first_traceable = if frame_objects {
+            None
+        } else {
+            offsets.code_firsttraceable
+        };
+        for offset in qualname
+            .into_iter()
+            .chain(first_traceable)
+            .chain([bytecode_field])
+        {
             code_size = code_size.max(end_of(offset)?);
         }
         let code = CodeLayout {
@@ -811,6 +822,7 @@ impl Layout {
             linetable: need("code_linetable")?,
             bytecode,
             line_table,
+            first_traceable,
         };
         let (names, bytes_data) = if version.major == 2 {
             (NameStrings::Bytes, need("py2_str_data")?)
@@ -925,6 +937,11 @@ mod tests {
             let objects = matches!(layout.frames, FrameModel::Objects(_));
             assert_eq!(objects, v < PyVersion::new(3, 11, 0), "{name}");
             assert_eq!(layout.code.qualname.is_some(), !objects, "{name}");
+            assert_eq!(
+                layout.code.first_traceable.is_some(),
+                v >= PyVersion::new(3, 12, 0),
+                "{name}"
+            );
             assert_eq!(
                 matches!(layout.object.names, NameStrings::Bytes),
                 v.major == 2,

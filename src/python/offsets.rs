@@ -220,6 +220,9 @@ offsets! {
     code_linetable: "PyCodeObject" ["co_linetable", "co_lnotab"] debug "code_object.linetable";
     /// `PyCodeObject.co_code_adaptive`: where the bytecode starts.
     code_adaptive: "PyCodeObject" ["co_code_adaptive"] debug "code_object.co_code_adaptive";
+    /// `PyCodeObject._co_firsttraceable` (3.12+): the first instruction, in code units, that
+    /// a frame shows to tracebacks; a frame before it is still being set up.
+    code_firsttraceable: "PyCodeObject" ["_co_firsttraceable"];
     /// `PyObject.ob_type`.
     object_type: "PyObject" ["ob_type"] debug "pyobject.ob_type";
     /// `PyVarObject.ob_size`.

@@ -92,6 +92,46 @@ fn dump_shows_the_known_chain_with_exact_lines() {
 }
 
 #[test]
+fn constructor_calls_show_no_interpreter_trampoline() {
+    for_each_python(|py| {
+        let target = Target::start(py, "init_call.py", &["60"]);
+        let pid = target.pid.to_string();
+        let (out, stacks) = record_raw(&["--pid", &pid, "-d", "1", "-r", "1000"]);
+        let line = |m| marker_line("init_call.py", m);
+        // Straight from the loop's line into `__init__`, and from there into `spin`.
+        let through_init = format!(
+            "main (init_call.py:{});{} (init_call.py:{});spin (init_call.py:",
+            line("loop"),
+            py.shown_name("Maker.__init__"),
+            line("init")
+        );
+        let main: Vec<_> = stacks
+            .iter()
+            .filter(|(s, _)| !s.contains("(ready.py:"))
+            .collect();
+        let total: u64 = main.iter().map(|(_, n)| n).sum();
+        let through: u64 = main
+            .iter()
+            .filter(|(s, _)| s.contains(&through_init))
+            .map(|(_, n)| n)
+            .sum();
+        let foreign: Vec<_> = main
+            .iter()
+            .filter(|(s, _)| s.split(';').any(|f| !f.contains(" (init_call.py:")))
+            .collect();
+        assert!(foreign.is_empty(), "frames not of the script: {foreign:?}");
+        assert!(total >= 500, "{}", text(&out.stderr));
+        assert!(through * 5 >= total * 4, "{through} of {total}: {main:?}");
+        let dump = dump_json(target.pid, &[]);
+        let shown = frames(main_thread(&dump, target.pid));
+        assert!(
+            shown.iter().all(|f| f.contains(" (init_call.py:")),
+            "{shown:?}"
+        );
+    });
+}
+
+#[test]
 fn a_recursion_500_deep_is_complete() {
     for_each_python(|py| {
         let target = Target::start(py, "recurse.py", &["500"]);
