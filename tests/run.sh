@@ -28,9 +28,10 @@ step "cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
 
 step "cargo test"
-# The accuracy test compares sample shares with the target's own clock; it runs alone,
-# after the rest, so the other live tests do not compete with it for the two CPUs.
+# The accuracy tests compare sample shares with the target's own clock; they run alone,
+# after the rest, so the other live tests do not compete with them for the two CPUs (the
+# name picks both: cpu_split_shares_match_the_ground_truth and ..._for_short_calls).
 cargo test --release --lib --bins --tests -- --skip cpu_split_shares_match_the_ground_truth
 cargo test --release --doc
 cargo test --release --bench walk   # each benchmark once, as a test
-cargo test --release --test suite cpu_split_shares_match_the_ground_truth
+cargo test --release --test suite cpu_split_shares_match_the_ground_truth -- --test-threads=1

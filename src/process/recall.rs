@@ -34,12 +34,107 @@ const MERGE_GAP: u64 = 1024;
 /// The longest span regions are merged into.
 const MAX_SPAN: u64 = 1 << 20;
 
-/// The regions the last sample read, and this sample's copies of them.
+/// How long a region stays in the batch after the last sample that read it: [`KEEP_FOR`]
+/// samples for each sample that read it, up to [`MOST_USES`] of them. Regions of the stacks a
+/// program keeps coming back to stay for long, those of one-off stacks leave soon.
+///
+/// A program that goes back and forth between a few stacks (a loop calling one function,
+/// then another) then has each of them in the batch: its samples are served whole, and so are
+/// their checks. Besides saving system calls, that keeps a sample's read as short in one of
+/// those stacks as in the other. A read that took longer in one function than in the next
+/// would race more often as the first one ends, and a raced sample is taken again after the
+/// change: the next function would gain samples at the first one's expense.
+const KEEP_FOR: u8 = 4;
+/// See [`KEEP_FOR`].
+const MOST_USES: u8 = 8;
+
+/// A region an earlier sample read and the last one did not.
+#[derive(Debug, Clone, Copy)]
+struct Older {
+    region: (u64, usize),
+    /// Samples since the last that read it.
+    age: u8,
+    /// Samples that read it, up to [`MOST_USES`].
+    uses: u8,
+}
+
+/// Regions `(address, length)` recent samples used, each kept for as long as [`KEEP_FOR`]
+/// says.
+#[derive(Debug, Default)]
+struct Retained {
+    /// The last sample's, in the order it used them, and how many samples used each.
+    last: Vec<(u64, usize)>,
+    last_uses: Vec<u8>,
+    /// Those of the samples before it that it did not use.
+    older: Vec<Older>,
+}
+
+impl Retained {
+    /// Takes `now`, the regions of the sample just taken in order, as the last sample's (and
+    /// hands back the old list in `now`), and ages the others. A steady program uses the same
+    /// regions sample after sample: nothing is then allocated.
+    /// Returns false when nothing changed.
+    fn update(&mut self, now: &mut Vec<(u64, usize)>) -> bool {
+        if *now == self.last && self.older.is_empty() {
+            for uses in &mut self.last_uses {
+                *uses = (*uses + 1).min(MOST_USES);
+            }
+            return false;
+        }
+        // A sample can use a region twice: the larger count holds.
+        let mut uses: FxHashMap<(u64, usize), u8> = FxHashMap::default();
+        let seen = self
+            .last
+            .iter()
+            .copied()
+            .zip(self.last_uses.iter().copied());
+        for (region, n) in seen.chain(self.older.iter().map(|o| (o.region, o.uses))) {
+            let count = uses.entry(region).or_default();
+            *count = (*count).max(n);
+        }
+        let last_uses = now
+            .iter()
+            .map(|region| (uses.get(region).copied().unwrap_or(0) + 1).min(MOST_USES))
+            .collect();
+        // Used by this sample: not older.
+        for region in now.iter() {
+            uses.insert(*region, 0);
+        }
+        // `last` and `older` have no region in common: `older` was made without the regions
+        // that became `last`.
+        self.older = self
+            .last
+            .iter()
+            .map(|&region| (region, 1))
+            .chain(self.older.iter().map(|o| (o.region, o.age + 1)))
+            .filter_map(|(region, age)| {
+                let uses = *uses.get(&region).filter(|&&n| n > 0)?;
+                Some(Older { region, age, uses })
+            })
+            .filter(|o| o.age <= KEEP_FOR * o.uses)
+            .collect();
+        std::mem::swap(now, &mut self.last);
+        self.last_uses = last_uses;
+        true
+    }
+
+    /// Every region kept: the last sample's in its order, then the older ones.
+    fn all(&self) -> impl Iterator<Item = (u64, usize)> + Clone + '_ {
+        self.last
+            .iter()
+            .copied()
+            .chain(self.older.iter().map(|o| o.region))
+    }
+}
+
+/// The regions recent samples read, and this sample's copies of them.
 #[derive(Debug, Default)]
 pub struct Recall {
     /// Regions read since the last [`Recall::refresh`], in order: the next batch.
     wanted: RefCell<Vec<(u64, usize)>>,
-    /// The regions (in the order they were read) that `batch` and `index` were planned for.
+    /// The regions recent samples read.
+    read: Retained,
+    /// The regions that `batch` and `index` were planned for: `read.all()`.
     planned: Vec<(u64, usize)>,
     /// The spans read in one batch, with this sample's copies.
     batch: Vec<ReadRequest>,
@@ -49,10 +144,14 @@ pub struct Recall {
     live: bool,
     hits: Cell<u64>,
     misses: Cell<u64>,
-    /// The spans the last check read (see [`Recall::checker`]), and those the end of `batch`
-    /// holds second copies of, from `tail` on.
+    /// The spans the last check read (see [`Recall::checker`]), those recent checks read,
+    /// and the spans the end of `batch` holds second copies of, from `tail` on: every one
+    /// of those, by address, overlapping ones merged.
     checked: RefCell<Vec<(u64, usize)>>,
+    checks: Retained,
     tail_plan: Vec<(u64, usize)>,
+    /// True when `tail_plan` is by address (more than one check's spans).
+    tail_sorted: bool,
     tail: usize,
     /// True from a batch read with its tail until a check is served from it, or the walk
     /// needed a read of its own (whose copy would be later than the tail's).
@@ -80,24 +179,19 @@ impl Recall {
         result
     }
 
-    /// Reads every region the last sample read, in one batch (with the tail when `checked`),
-    /// and forgets the list: the sample about to start records its own.
+    /// Reads every region the last [`KEEP_FOR`] samples read, in one batch (with the tail
+    /// when `checked`), and forgets the list: the sample about to start records its own.
     fn refresh(&mut self, mem: &dyn ReadMemory, checked: bool) {
-        let wanted = self.wanted.get_mut();
-        // A steady program reads the same regions in the same order sample after sample:
-        // the plan (spans, buffers, index) is then used again as it is.
-        let replan = *wanted != self.planned;
+        let replan = self.remember();
         if replan {
-            std::mem::swap(wanted, &mut self.planned);
             self.plan();
         }
         self.wanted.get_mut().clear();
-        // A sample taken without a check leaves the last check's spans planned.
+        // A sample taken without a check leaves the tail as it was.
         let checked_spans = self.checked.get_mut();
-        if !checked_spans.is_empty() && *checked_spans != self.tail_plan {
-            std::mem::swap(checked_spans, &mut self.tail_plan);
-            self.plan_tail();
-        } else if replan {
+        let retail =
+            !checked_spans.is_empty() && self.checks.update(checked_spans) && self.merge_checks();
+        if retail || replan {
             self.plan_tail();
         }
         self.checked.get_mut().clear();
@@ -108,6 +202,53 @@ impl Recall {
         self.tail_live.set(checked && self.tail < self.batch.len());
         self.misses_before = self.misses.get();
         self.live = true;
+    }
+
+    /// Records the regions the sample just taken read, and returns true when the regions to
+    /// plan for changed.
+    fn remember(&mut self) -> bool {
+        if !self.read.update(self.wanted.get_mut()) {
+            return false;
+        }
+        let all = self.read.all();
+        if all.clone().eq(self.planned.iter().copied()) {
+            return false;
+        }
+        self.planned.clear();
+        self.planned.extend(all);
+        true
+    }
+
+    /// Makes `tail_plan` of the spans recent checks read; returns true when it changed.
+    fn merge_checks(&mut self) -> bool {
+        // Only the last check's: in its order, for the check to be lent them as they are.
+        let sorted = !self.checks.older.is_empty();
+        let mut spans: Vec<(u64, usize)> = self.checks.all().collect();
+        if !sorted {
+            self.tail_sorted = false;
+            if spans == self.tail_plan {
+                return false;
+            }
+            self.tail_plan = spans;
+            return true;
+        }
+        self.tail_sorted = true;
+        spans.sort_unstable();
+        let mut merged: Vec<(u64, usize)> = Vec::with_capacity(spans.len());
+        for (addr, len) in spans {
+            let end = addr.saturating_add(len as u64);
+            match merged.last_mut() {
+                Some((start, span)) if addr <= *start + *span as u64 => {
+                    *span = (*span).max((end - *start) as usize);
+                }
+                _ => merged.push((addr, len)),
+            }
+        }
+        if merged == self.tail_plan {
+            return false;
+        }
+        self.tail_plan = merged;
+        true
     }
 
     /// Puts the spans of `tail_plan` at the end of the batch.
@@ -258,17 +399,23 @@ impl ReadMemory for Checker<'_> {
 
     fn read_many(&self, requests: &mut [ReadRequest]) {
         match self.served(requests.iter().map(|r| (r.addr.0, r.buf.len()))) {
-            Some(tail) => {
+            Some(Served::Same(tail)) => {
                 for (r, t) in requests.iter_mut().zip(tail) {
                     r.buf.copy_from_slice(&t.buf);
                     r.ok = t.ok;
+                }
+            }
+            Some(Served::Within(tail)) => {
+                for r in requests.iter_mut() {
+                    r.ok = copy_within(tail, r.addr.0, &mut r.buf);
                 }
             }
             None => self.mem.read_many(requests),
         }
     }
 
-    /// The check's path: the second copies are inspected where they lie, not copied.
+    /// The check's path: the second copies are inspected where they lie when they are of
+    /// the same spans, and copied out of the larger spans that hold them otherwise.
     fn read_spans(
         &self,
         spans: &[(u64, usize)],
@@ -276,20 +423,51 @@ impl ReadMemory for Checker<'_> {
         inspect: &mut dyn FnMut(&[ReadRequest]) -> bool,
     ) -> bool {
         match self.served(spans.iter().copied()) {
-            Some(tail) => inspect(tail),
+            Some(Served::Same(tail)) => inspect(tail),
+            Some(Served::Within(tail)) => {
+                ReadRequest::refill(kept, spans.iter().copied());
+                for r in kept.iter_mut() {
+                    r.ok = copy_within(tail, r.addr.0, &mut r.buf);
+                }
+                inspect(kept)
+            }
             None => self.mem.read_spans(spans, kept, inspect),
         }
     }
 }
 
+/// How a check is served from the batch's second copies.
+enum Served<'a> {
+    /// The copies are of exactly the spans asked for, in the same order.
+    Same(&'a [ReadRequest]),
+    /// Each span asked for lies inside one of the copies, which are by address.
+    Within(&'a [ReadRequest]),
+}
+
+/// Fills `buf` from the copy in `tail` (by address) that holds `addr..addr + buf.len()`;
+/// false when none does.
+fn copy_within(tail: &[ReadRequest], addr: u64, buf: &mut [u8]) -> bool {
+    let Some(t) = tail[..tail.partition_point(|t| t.addr.0 <= addr)].last() else {
+        return false;
+    };
+    let at = (addr - t.addr.0) as usize;
+    match t.buf.get(at..at.saturating_add(buf.len())) {
+        Some(copy) if t.ok => {
+            buf.copy_from_slice(copy);
+            true
+        }
+        _ => false,
+    }
+}
+
 impl Checker<'_> {
     /// Records `spans` as the ones the next batch copies a second time, and returns this
-    /// batch's second copies when they are of exactly these spans and may serve (once, and
-    /// only when the walk read nothing outside the batch).
+    /// batch's second copies when they hold these spans and may serve (once, and only when
+    /// the walk read nothing outside the batch).
     fn served(
         &self,
         spans: impl ExactSizeIterator<Item = (u64, usize)> + Clone,
-    ) -> Option<&[ReadRequest]> {
+    ) -> Option<Served<'_>> {
         let recall = self.recall;
         {
             // Kept from one check to the next (`refresh` empties it without freeing it).
@@ -297,13 +475,27 @@ impl Checker<'_> {
             checked.clear();
             checked.extend(spans.clone());
         }
+        if !recall.tail_live.replace(false) {
+            return None;
+        }
         let tail = &recall.batch[recall.tail..];
         let same = tail.len() == spans.len()
             && tail
                 .iter()
-                .zip(spans)
+                .zip(spans.clone())
                 .all(|(t, (addr, len))| t.addr.0 == addr && t.buf.len() == len);
-        (recall.tail_live.replace(false) && same).then_some(tail)
+        if same {
+            return Some(Served::Same(tail));
+        }
+        // Every span inside one copy that was read.
+        let holds = |(addr, len): (u64, usize)| {
+            let before = tail.partition_point(|t| t.addr.0 <= addr);
+            before > 0 && {
+                let t = &tail[before - 1];
+                t.ok && addr.saturating_add(len as u64) <= t.addr.0 + t.buf.len() as u64
+            }
+        };
+        (recall.tail_sorted && spans.clone().all(holds)).then_some(Served::Within(tail))
     }
 }
 
@@ -543,9 +735,58 @@ mod tests {
         let mut other = vec![ReadRequest::new(RemoteAddr(0x1020), 8)];
         recall.checker(&mem).read_many(&mut other);
         assert_eq!(mem.reads(), before + 1);
-        // Without a check to come, the batch leaves the spans out, and keeps them planned.
+        // Without a check to come, the batch leaves the spans out, and keeps them planned:
+        // those of the recent checks, by address.
         recall.read_through(&mem, false, |_| ());
-        assert_eq!(recall.batch.len(), recall.tail + 1);
+        assert_eq!(recall.tail_plan, [(0x1010, 8), (0x1020, 8), (0x9000, 4)]);
+        assert_eq!(recall.batch.len(), recall.tail + 3);
         assert!(!recall.tail_live.get());
+        // A walk served by the batch: a check of any of those spans, or of a part of one,
+        // is served from their second copies.
+        walk(&mut recall, true);
+        let before = mem.reads();
+        let mut parts = vec![
+            ReadRequest::new(RemoteAddr(0x9002), 2),
+            ReadRequest::new(RemoteAddr(0x1020), 4),
+        ];
+        recall.checker(&mem).read_many(&mut parts);
+        assert_eq!(mem.reads(), before);
+        assert!(parts.iter().all(|r| r.ok));
+        assert_eq!(parts[0].buf, [7, 7]);
+        assert_eq!(parts[1].buf, [0x20, 0x21, 0x22, 0x23]);
+    }
+
+    #[test]
+    fn a_program_going_back_and_forth_between_stacks_has_both_in_the_batch() {
+        let mem = memory();
+        let mut recall = Recall::default();
+        let sample = |recall: &mut Recall, at: u64| {
+            recall.read_through(&mem, false, |r| {
+                r.read_u64(RemoteAddr(0x1000)).unwrap();
+                r.read_u64(RemoteAddr(at)).unwrap();
+            })
+        };
+        for at in [0x1080, 0x9000, 0x1080, 0x9000] {
+            sample(&mut recall, at);
+        }
+        let misses = recall.misses();
+        for at in [0x1080, 0x9000, 0x9000, 0x1080, 0x1080, 0x9000] {
+            sample(&mut recall, at);
+        }
+        assert_eq!(recall.misses(), misses, "both stacks served from the batch");
+        // A region read once leaves after KEEP_FOR samples (the batch is planned as the next
+        // sample starts); one read often stays longer.
+        sample(&mut recall, 0x1040);
+        for _ in 0..KEEP_FOR + 2 {
+            sample(&mut recall, 0x9000);
+        }
+        let kept = |recall: &Recall, addr| recall.planned.iter().any(|r| r.0 == addr);
+        assert!(!kept(&recall, 0x1040));
+        assert!(kept(&recall, 0x1080));
+        for _ in 0..KEEP_FOR * MOST_USES {
+            sample(&mut recall, 0x9000);
+        }
+        assert!(!kept(&recall, 0x1080));
+        assert_eq!(recall.planned, [(0x1000, 8), (0x9000, 8)]);
     }
 }
