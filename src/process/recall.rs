@@ -405,11 +405,7 @@ impl ReadMemory for Checker<'_> {
                     r.ok = t.ok;
                 }
             }
-            Some(Served::Within(tail)) => {
-                for r in requests.iter_mut() {
-                    r.ok = copy_within(tail, r.addr.0, &mut r.buf);
-                }
-            }
+            Some(Served::Within(tail)) => fill_within(tail, requests),
             None => self.mem.read_many(requests),
         }
     }
@@ -426,9 +422,7 @@ impl ReadMemory for Checker<'_> {
             Some(Served::Same(tail)) => inspect(tail),
             Some(Served::Within(tail)) => {
                 ReadRequest::refill(kept, spans.iter().copied());
-                for r in kept.iter_mut() {
-                    r.ok = copy_within(tail, r.addr.0, &mut r.buf);
-                }
+                fill_within(tail, kept);
                 inspect(kept)
             }
             None => self.mem.read_spans(spans, kept, inspect),
@@ -444,19 +438,24 @@ enum Served<'a> {
     Within(&'a [ReadRequest]),
 }
 
-/// Fills `buf` from the copy in `tail` (by address) that holds `addr..addr + buf.len()`;
-/// false when none does.
-fn copy_within(tail: &[ReadRequest], addr: u64, buf: &mut [u8]) -> bool {
-    let Some(t) = tail[..tail.partition_point(|t| t.addr.0 <= addr)].last() else {
-        return false;
-    };
+/// The bytes `addr..addr + len` in the copy in `tail` (by address) that holds them, when
+/// one was read.
+fn holding(tail: &[ReadRequest], addr: u64, len: usize) -> Option<&[u8]> {
+    let t = tail[..tail.partition_point(|t| t.addr.0 <= addr)].last()?;
     let at = (addr - t.addr.0) as usize;
-    match t.buf.get(at..at.saturating_add(buf.len())) {
-        Some(copy) if t.ok => {
-            buf.copy_from_slice(copy);
-            true
+    t.buf.get(at..at.checked_add(len)?).filter(|_| t.ok)
+}
+
+/// Fills each request from the copy in `tail` that holds it.
+fn fill_within(tail: &[ReadRequest], requests: &mut [ReadRequest]) {
+    for r in requests {
+        match holding(tail, r.addr.0, r.buf.len()) {
+            Some(copy) => {
+                r.buf.copy_from_slice(copy);
+                r.ok = true;
+            }
+            None => r.ok = false,
         }
-        _ => false,
     }
 }
 
@@ -488,14 +487,12 @@ impl Checker<'_> {
             return Some(Served::Same(tail));
         }
         // Every span inside one copy that was read.
-        let holds = |(addr, len): (u64, usize)| {
-            let before = tail.partition_point(|t| t.addr.0 <= addr);
-            before > 0 && {
-                let t = &tail[before - 1];
-                t.ok && addr.saturating_add(len as u64) <= t.addr.0 + t.buf.len() as u64
-            }
+        let held = || {
+            spans
+                .clone()
+                .all(|(addr, len)| holding(tail, addr, len).is_some())
         };
-        (recall.tail_sorted && spans.clone().all(holds)).then_some(Served::Within(tail))
+        (recall.tail_sorted && held()).then_some(Served::Within(tail))
     }
 }
 

@@ -505,21 +505,8 @@ impl Sampler {
             }
             return sample;
         }
-        let read = match self.read_unpaused() {
-            Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
-            read => read,
-        };
-        let raced = read
-            .as_ref()
-            .map_or(true, |(stacks, _)| self.moved(stacks, Check::Full));
-        self.races.read(raced);
-        if raced {
-            self.raced.0 += 1;
-        }
-        if let Ok(read) = read {
-            if !raced {
-                return self.unpaused_threads(read);
-            }
+        if let Some(read) = self.read_and_count()? {
+            return self.unpaused_threads(read);
         }
         if let Ok(again) = self.read_unpaused() {
             if !self.moved(&again.0, Check::Full) {
@@ -532,17 +519,26 @@ impl Sampler {
     }
 
     /// [`Pausing::OnRace`]'s probe: a read without pausing, only to see whether it races.
+    /// An error (the target gone or unreadable) is left for the next sample to report.
     fn probe(&mut self) {
-        let raced = match self.read_unpaused() {
-            Ok((stacks, _)) => self.moved(&stacks, Check::Full),
-            Err(e) if e.recovery() == Recovery::SkipSample => true,
-            // The target is gone or unreadable: the next sample says so.
-            Err(_) => return,
+        let _ = self.read_and_count();
+    }
+
+    /// [`Pausing::OnRace`]: the stacks read without pausing and fully checked, the outcome
+    /// counted in the rate of races. `None` when the read raced or failed the way a race can
+    /// make it fail; an error of another kind is returned.
+    fn read_and_count(&mut self) -> Result<Option<StacksAndLocals>> {
+        let read = match self.read_unpaused() {
+            Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
+            read => read.ok(),
         };
+        let clean = read.filter(|(stacks, _)| !self.moved(stacks, Check::Full));
+        let raced = clean.is_none();
         self.races.read(raced);
         if raced {
             self.raced.0 += 1;
         }
+        Ok(clean)
     }
 
     /// [`Pausing::Never`]: the stacks read first, then checked (`stacks_moved`). A thread that
