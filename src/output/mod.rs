@@ -176,15 +176,40 @@ pub fn write_stdout(fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<(
 }
 
 /// Writes a file so that readers see either the old file or the complete new one.
+///
+/// Only a regular file (or a new one) is replaced that way. Something else already at `path`
+/// (`/dev/null`, a FIFO, a terminal) is written into as it is: renaming over it would put a
+/// file in its place, and run as root, `-o /dev/null` would replace the system's
+/// `/dev/null`. A symbolic link is followed, and the file it names replaced.
 pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
+    let linked;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(target) => {
+                linked = target;
+                linked.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
+    let context = |what: &str| format!("{what} {}", path.display());
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(context("cannot open"), e))?;
+        let mut w = std::io::BufWriter::new(file);
+        fill(&mut w)?;
+        return w.flush().map_err(|e| Error::io(context("writing"), e));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let context = |what: &str| format!("{what} {}", path.display());
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::io(context("cannot create a file beside"), e))?;
     {
@@ -221,6 +246,49 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO, as `/dev/null` or a terminal would be: written into, and still a FIFO.
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_atomically(&fifo, |w| {
+            w.write_all(b"through the pipe").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "{kind:?}");
+        // A symbolic link stays a link; the file it names gets the new contents.
+        let file = dir.path().join("real.txt");
+        std::fs::write(&file, "old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        write_atomically(&link, |w| {
+            w.write_all(b"new").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
+        // /dev/null itself (only read here: it must still be the device).
+        let null = std::fs::metadata("/dev/null").unwrap().file_type();
+        assert!(null.is_char_device(), "{null:?}");
     }
 
     #[test]
