@@ -298,7 +298,7 @@ impl ProcessTree {
     ) -> (Member, Option<Error>) {
         let Member {
             identity,
-            command_line,
+            mut command_line,
             state,
         } = member;
         let mut error = None;
@@ -309,6 +309,13 @@ impl ProcessTree {
                 retry_at: Some(due),
             } if due <= now && settled => match attach(&process) {
                 Ok(interpreter) => {
+                    // Read in the middle of an `exec`, the command line comes out empty:
+                    // by now the program runs, and has one.
+                    if command_line.is_empty() {
+                        if let Ok(args) = process.cmdline() {
+                            command_line = Arc::from(args.join(" "));
+                        }
+                    }
                     log::info!(
                         "following process {pid} ({command_line}): Python {}",
                         interpreter.version
