@@ -88,7 +88,13 @@ impl Fixture {
             let stacks =
                 recall.read_through(&mem, true, |mem| interp.stacks(mem, MAX_DEPTH).unwrap());
             let checker = recall.checker(&mem);
-            assert!(!stacks_moved(&checker, &stacks, Check::Full, &mut kept));
+            assert!(!stacks_moved(
+                &checker,
+                &stacks,
+                Check::Full,
+                &mut kept,
+                &mut []
+            ));
         };
         walk(&mut recall);
         walk(&mut recall);

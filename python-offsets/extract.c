@@ -293,6 +293,16 @@ int main(void)
     OFF(PyInterpreterState, ceval.gil);
     OFF(PyInterpreterState, _gil);
 #endif
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    /* The counter every new code object takes its co_version from, as sampler uses it in
+     * 3.13 (3.12 keeps it in the global _Py_next_func_version, and its func_state counts
+     * something else; 3.14+ count the code objects freed instead, see below). */
+    OFF(PyInterpreterState, func_state.next_version);
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    /* Counts the code objects freed (3.14+), for out-of-process tools' caches. */
+    OFF(PyInterpreterState, _code_object_generation);
+#endif
 
     section("PyThreadState");
     SIZE(PyThreadState);

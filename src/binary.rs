@@ -256,6 +256,103 @@ impl<'a> ElfFile<'a> {
     }
 }
 
+/// The runtime address of the symbol `name` from the interpreter file's full symbol table
+/// (`.symtab`), for a symbol the dynamic table leaves out, such as 3.12's file-local
+/// `_Py_next_func_version`. The address must lie in the file's writable data. `None` when the
+/// file has no full table (it was stripped) or the symbol is not in it.
+pub fn local_data_symbol(process: &Process, binary: &PythonBinary, name: &str) -> Option<u64> {
+    let file = std::fs::File::open(process.file_path(&binary.path)).ok()?;
+    let value = symtab_value(&binary.path, &file, name, SCAN_PIECE)?;
+    let addr = value.wrapping_add(binary.load_bias);
+    binary
+        .data_ranges
+        .iter()
+        .any(|&(start, end)| (start..end).contains(&addr))
+        .then_some(addr)
+}
+
+/// Bytes of a symbol or string table read at a time by [`symtab_value`]: a libpython's full
+/// tables are most of a megabyte together, more than the profiler's whole working set, and
+/// only one symbol is wanted.
+const SCAN_PIECE: usize = 64 << 10;
+
+/// The value of the defined symbol `name` in `source`'s full symbol tables, reading them
+/// `piece` bytes at a time: first the string table, for every place that holds `name` and a
+/// NUL (a name may also be the tail of a longer one), then the symbols for one named there.
+fn symtab_value(path: &str, source: &dyn ElfSource, name: &str, piece: usize) -> Option<u64> {
+    let elf = ElfFile::open(path, source).ok()?;
+    let mut wanted = name.as_bytes().to_vec();
+    wanted.push(0);
+    for table in elf
+        .sections
+        .iter()
+        .filter(|s| s.sh_type == section_header::SHT_SYMTAB)
+    {
+        let Some(strings) = elf.sections.get(table.sh_link as usize) else {
+            continue;
+        };
+        let names = occurrences(source, strings, &wanted, piece);
+        let entry = if elf.ctx.container.is_big() {
+            goblin::elf::sym::sym64::SIZEOF_SYM
+        } else {
+            goblin::elf::sym::sym32::SIZEOF_SYM
+        } as u64;
+        if names.is_empty() || table.sh_entsize < entry {
+            continue;
+        }
+        let count = table.sh_size / table.sh_entsize;
+        let per_piece = (piece as u64 / table.sh_entsize).max(1);
+        let mut first = 0;
+        while first < count {
+            let n = per_piece.min(count - first);
+            let at = table.sh_offset + first * table.sh_entsize;
+            let bytes = source.bytes_at(at, n * table.sh_entsize)?;
+            let syms = Symtab::parse(&bytes, 0, n as usize, elf.ctx).ok()?;
+            let found = syms.iter().find(|sym| {
+                sym.st_shndx != section_header::SHN_UNDEF as usize
+                    && sym.st_value != 0
+                    && names.contains(&sym.st_name)
+            });
+            if let Some(sym) = found {
+                return Some(sym.st_value);
+            }
+            first += n;
+        }
+    }
+    None
+}
+
+/// Every offset in the string table `strings` at which `wanted` (a name and its NUL) starts,
+/// reading `piece` bytes at a time.
+fn occurrences(
+    source: &dyn ElfSource,
+    strings: &SectionHeader,
+    wanted: &[u8],
+    piece: usize,
+) -> Vec<usize> {
+    let (size, piece) = (strings.sh_size as usize, piece.max(1));
+    let mut found = Vec::new();
+    let mut start = 0;
+    while start < size {
+        // Each piece reaches a name's length into the next, so a name across the boundary
+        // is seen whole, and only matches starting inside the piece count.
+        let len = (piece + wanted.len() - 1).min(size - start);
+        let Some(bytes) = source.bytes_at(strings.sh_offset + start as u64, len as u64) else {
+            break;
+        };
+        found.extend(
+            bytes
+                .windows(wanted.len())
+                .enumerate()
+                .take(piece)
+                .filter(|(_, w)| *w == wanted)
+                .map(|(i, _)| start + i),
+        );
+        start += piece;
+    }
+    found
+}
+
 /// Inspects one file; `Ok(None)` when it is a fine ELF file without the interpreter.
 pub fn inspect(
     path: &str,
@@ -412,6 +509,47 @@ mod tests {
             "3.10.13rc1"
         );
         assert_eq!(version_in(b"\x00nothing here\0", None), None);
+    }
+
+    #[test]
+    fn full_symbol_table_lookups_read_a_piece_at_a_time() {
+        // This test program's own full symbol table, whole through goblin and in pieces of
+        // every size from smaller than one symbol up: the same values.
+        let me = std::env::current_exe().unwrap();
+        let bytes = std::fs::read(&me).unwrap();
+        let elf = Elf::parse(&bytes).unwrap();
+        let mut names: Vec<(String, u64)> = elf
+            .syms
+            .iter()
+            .filter(|s| s.st_shndx != section_header::SHN_UNDEF as usize && s.st_value != 0)
+            .filter_map(|s| Some((elf.strtab.get_at(s.st_name)?.to_string(), s.st_value)))
+            .filter(|(n, _)| n.len() > 3)
+            .collect();
+        assert!(names.len() > 100, "{} symbols", names.len());
+        // A few spread over the table, each the first definition of its name.
+        names.dedup_by(|a, b| a.0 == b.0);
+        let step = names.len() / 5;
+        let file = std::fs::File::open(&me).unwrap();
+        for (name, value) in names.iter().step_by(step) {
+            let first = elf
+                .syms
+                .iter()
+                .find(|s| {
+                    s.st_shndx != section_header::SHN_UNDEF as usize
+                        && s.st_value != 0
+                        && elf.strtab.get_at(s.st_name) == Some(name.as_str())
+                })
+                .map(|s| s.st_value);
+            assert_eq!(first, Some(*value));
+            for piece in [7, 24, 1000, SCAN_PIECE] {
+                assert_eq!(
+                    symtab_value("me", &file, name, piece),
+                    Some(*value),
+                    "{name} in pieces of {piece}"
+                );
+            }
+        }
+        assert_eq!(symtab_value("me", &file, "no_such_symbol_here", 1000), None);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! code object's address.
 //!
 //! A freed code object's address can be reused by a new code object, so a cached entry is
-//! checked before each sample uses it: [`CodeCache::validate`] re-reads the fixed part of every
+//! checked before a sample uses it: [`CodeCache::validate`] re-reads the fixed part of every
 //! cached code object a thread's stack uses, all in one batched read, and drops entries whose
 //! identity (type, size, name, file and line-table pointers, first line) changed. A frame whose
-//! instruction pointer lies outside the cached bytecode also forces a fresh read.
+//! instruction pointer lies outside the cached bytecode also forces a fresh read. From 3.12,
+//! entries read since the interpreter last made a code object need no re-read: see
+//! [`CodeVersions`].
 
 use rustc_hash::FxHashMap;
 use std::cell::Cell;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::FrameCode;
 use crate::process::{Fields, ReadMemory, ReadRequest, RemoteAddr};
-use crate::python::layout::{Bytecode, Layout, LineTableFormat};
+use crate::python::layout::{Bytecode, CodeCounter, Layout, LineTableFormat};
 use crate::python::linetable::{self, LineRange};
 use crate::python::strings;
 
@@ -42,6 +44,8 @@ pub struct CodeInfo {
     last_line: Cell<(i64, u32)>,
     /// The fields that identify this code object at its address.
     identity: Identity,
+    /// The walk that last read it (see [`CodeCache::start_walk`]).
+    read_in: u64,
 }
 
 /// Fields of a code object that cannot change while it lives.
@@ -96,23 +100,55 @@ pub struct CodeCache {
     /// [`CodeCache::validate`]'s list of addresses and its requests, kept between samples.
     checking: Vec<u64>,
     requests: Vec<ReadRequest>,
+    /// The number of the current walk (one per sample read, all threads together).
+    walk: u64,
+    /// Entries read in a walk after this one are used without being read again.
+    trusted_after: Option<u64>,
+    /// True once the current walk has used an entry without reading it again.
+    trust_used: bool,
 }
 
 /// Entries kept before the cache is emptied (bounds memory on programs that generate code).
 const MAX_ENTRIES: usize = 1 << 16;
 
 impl CodeCache {
-    /// Re-reads every cached code object among `addrs` in one batch and forgets those that are
-    /// no longer the object we cached (or can no longer be read).
+    /// Starts the walks of one sample (every thread's) and returns its number. Entries read
+    /// in a walk after `trusted_after` are used without being read again (the caller knows
+    /// that no code object has been made since; see [`CodeVersions`]); `None` has every entry
+    /// a stack uses read again.
+    pub fn start_walk(&mut self, trusted_after: Option<u64>) -> u64 {
+        self.walk += 1;
+        self.trusted_after = trusted_after;
+        self.trust_used = false;
+        self.walk
+    }
+
+    /// The current walk's number.
+    pub fn walk(&self) -> u64 {
+        self.walk
+    }
+
+    /// True when the current walk used an entry without reading it again.
+    pub fn trust_used(&self) -> bool {
+        self.trust_used
+    }
+
+    /// Re-reads every cached code object among `addrs` that the current walk may not trust,
+    /// in one batch, and forgets those that are no longer the object we cached (or can no
+    /// longer be read).
     pub fn validate(&mut self, mem: &dyn ReadMemory, layout: &Layout, addrs: &[RemoteAddr]) {
-        let checking = &mut self.checking;
+        let (code, checking) = (&self.code, &mut self.checking);
+        let trusted = |info: &CodeInfo| self.trusted_after.is_some_and(|w| info.read_in > w);
+        let mut trust_used = false;
         checking.clear();
-        checking.extend(
-            addrs
-                .iter()
-                .map(|a| a.0)
-                .filter(|a| self.code.contains_key(a)),
-        );
+        checking.extend(addrs.iter().map(|a| a.0).filter(|a| match code.get(a) {
+            Some(info) if trusted(info) => {
+                trust_used = true;
+                false
+            }
+            cached => cached.is_some(),
+        }));
+        self.trust_used |= trust_used;
         checking.sort_unstable();
         checking.dedup();
         if checking.is_empty() {
@@ -124,11 +160,12 @@ impl CodeCache {
         ReadRequest::refill(requests, checking.iter().map(|&addr| (addr, len)));
         mem.read_many(requests);
         for r in requests.iter() {
-            let same = r.ok
-                && Identity::of(&r.buf, layout)
-                    .is_ok_and(|id| self.code.get(&r.addr.0).is_some_and(|c| c.identity == id));
-            if !same {
-                self.code.remove(&r.addr.0);
+            let identity = r.ok.then(|| Identity::of(&r.buf, layout).ok()).flatten();
+            match self.code.get_mut(&r.addr.0) {
+                Some(info) if Some(info.identity) == identity => info.read_in = self.walk,
+                _ => {
+                    self.code.remove(&r.addr.0);
+                }
             }
         }
     }
@@ -218,6 +255,7 @@ impl CodeCache {
             lines,
             trampoline,
             last_line: Cell::new((i64::MIN, 0)),
+            read_in: self.walk,
         }))
     }
 
@@ -265,6 +303,102 @@ impl CodeCache {
     }
 }
 
+/// A word the stack check reads for [`CodeVersions`]: a counter of code objects made or freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// The counter's address.
+    pub at: RemoteAddr,
+    /// Its width in bytes (4 or 8).
+    pub width: usize,
+    /// What the check found there (`None`: unreadable, or not read yet).
+    pub read: Option<u64>,
+}
+
+/// Tells which cached code objects a sample may use without reading them again.
+///
+/// A code object's address can hold another code object only once the first was freed and
+/// the second made, and CPython counts both. In 3.12 and 3.13 every code object made takes the
+/// next number of a counter as its `co_version` (the global `_Py_next_func_version` in 3.12,
+/// the interpreter's `func_state.next_version` in 3.13; it stops at 0 when it wraps around,
+/// so 0 is never trusted). From 3.14 each interpreter counts the code objects freed
+/// (`_code_object_generation`, in the debug offsets for tools like this one). So a cache
+/// entry read while the counter held the value it still holds describes the object at its
+/// address, and need not be read again: on a deep recursive stack, that is 4 of the 10
+/// pieces of memory a 3.12 sample reads (see [`CodeCounter`]).
+///
+/// The interpreter reads the counters along with each sample: during the pause for a paused
+/// sample, or as part of the stack check (after everything the walk used) for one read
+/// without pausing ([`CodeVersions::watched`]). Entries read in a walk after the one that
+/// first saw the current values are trusted ([`CodeVersions::trusted_after`]), on condition
+/// that the same sample's reading still finds those values; if it does not, the sample is
+/// taken again like one that raced, reading every code object it uses.
+#[derive(Debug, Default)]
+pub struct CodeVersions {
+    /// Each counter's address and value, as last read.
+    seen: Vec<(RemoteAddr, u64)>,
+    /// The walk that first read `seen`; `None` while nothing can be trusted.
+    since: Option<u64>,
+    /// The counters the current sample reads, and what it found.
+    watch: Vec<Watch>,
+    /// Whether a counter at 0 proves nothing (see [`CodeCounter::stuck_at_zero`]).
+    stuck_at_zero: bool,
+}
+
+impl CodeVersions {
+    /// Entries read in walks after this one may be used unread, if the current sample still
+    /// finds the counters unchanged.
+    pub fn trusted_after(&self) -> Option<u64> {
+        self.since
+    }
+
+    /// Sets the counters of kind `kind` that the current sample reads.
+    pub fn watch(&mut self, counters: impl Iterator<Item = RemoteAddr>, kind: CodeCounter) {
+        let width = kind.width();
+        self.stuck_at_zero = kind.stuck_at_zero();
+        self.watch.clear();
+        self.watch.extend(counters.map(|at| Watch {
+            at,
+            width,
+            read: None,
+        }));
+    }
+
+    /// The counters the current sample reads, for the reader to fill in.
+    pub fn watched(&mut self) -> &mut [Watch] {
+        &mut self.watch
+    }
+
+    /// Takes in what walk number `walk` found in the watched counters. True when that differs
+    /// from what was seen before (or nothing can be trusted now): the sample cannot stand if
+    /// it trusted an entry.
+    pub fn observe(&mut self, walk: u64) -> bool {
+        let valid = !self.watch.is_empty()
+            && self.watch.iter().all(|w| {
+                w.read
+                    .is_some_and(|value| value != 0 || !self.stuck_at_zero)
+            });
+        let same = valid
+            && self.since.is_some()
+            && self.seen.len() == self.watch.len()
+            && self
+                .seen
+                .iter()
+                .zip(&self.watch)
+                .all(|(&(at, value), w)| at == w.at && w.read == Some(value));
+        if same {
+            return false;
+        }
+        self.seen.clear();
+        self.since = None;
+        if valid {
+            self.seen
+                .extend(self.watch.iter().map(|w| (w.at, w.read.unwrap_or(0))));
+            self.since = Some(walk);
+        }
+        true
+    }
+}
+
 /// The package-relative form of a file name: leading folders are dropped up to the outermost
 /// folder that is a package (holds `__init__.py`), so `/usr/lib/python3.12/json/decoder.py`
 /// becomes `json/decoder.py` and `/home/me/app.py` becomes `app.py`. Names that are not
@@ -289,6 +423,51 @@ pub fn shorten_filename(filename: &str, is_package: impl Fn(&str) -> bool) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_versions_trust_only_what_was_read_after_the_counters_last_moved() {
+        let (a, b) = (RemoteAddr(0x1000), RemoteAddr(0x2000));
+        let mut v = CodeVersions::default();
+        let observe = |v: &mut CodeVersions, values: &[Option<u32>], walk: u64| {
+            v.watch([a, b].into_iter().take(values.len()), CodeCounter::Made(0));
+            for (w, value) in v.watched().iter_mut().zip(values) {
+                w.read = value.map(u64::from);
+            }
+            v.observe(walk)
+        };
+        assert_eq!(v.trusted_after(), None, "nothing seen yet");
+        // First sight: a change, trusted from then on (entries read in later walks).
+        assert!(observe(&mut v, &[Some(7), Some(9)], 1));
+        assert_eq!(v.trusted_after(), Some(1));
+        // Unchanged: no change, and the trust still dates from walk 1.
+        assert!(!observe(&mut v, &[Some(7), Some(9)], 2));
+        assert!(!observe(&mut v, &[Some(7), Some(9)], 3));
+        assert_eq!(v.trusted_after(), Some(1));
+        // One interpreter made a code object: a change, trust starts again.
+        assert!(observe(&mut v, &[Some(7), Some(10)], 4));
+        assert_eq!(v.trusted_after(), Some(4));
+        // A counter that cannot be read, or that wrapped around and stopped at 0, or an
+        // interpreter fewer: nothing is trusted until the values hold again.
+        for bad in [&[Some(7), None][..], &[Some(0), Some(10)], &[Some(7)]] {
+            observe(&mut v, &[Some(7), Some(10)], 5);
+            assert!(v.trusted_after().is_some());
+            assert!(observe(&mut v, bad, 6), "{bad:?}");
+            assert_eq!(
+                v.trusted_after(),
+                if bad.len() == 1 { Some(6) } else { None }
+            );
+        }
+        // Nothing watched (an unknown counter): nothing trusted.
+        v.watch(std::iter::empty(), CodeCounter::Unknown);
+        assert!(v.observe(7));
+        assert_eq!(v.trusted_after(), None);
+        // A count of code objects freed starts at 0, which is then a value like any other.
+        v.watch([a].into_iter(), CodeCounter::Freed(0));
+        v.watched()[0].read = Some(0);
+        assert!(v.observe(8));
+        assert_eq!(v.trusted_after(), Some(8));
+        assert!(!v.observe(9));
+    }
 
     #[test]
     fn filenames_shorten_to_the_package() {

@@ -310,7 +310,35 @@ pub fn walk(
     frames.reverse();
     walk.refs.reserve(chain.len());
     let mut kept = 0;
+    // The step before, when it made a frame: a recursive call's frames are the same code
+    // object at the same offset, and so the same frame as the one just placed, with no
+    // lookup.
+    let mut placed: Option<(RemoteAddr, i64)> = None;
     for step in chain.iter().rev() {
+        if placed == Some((step.code, step.offset)) {
+            let (before, rest) = frames.split_at_mut(kept);
+            let last = &before[kept - 1];
+            match rest.first_mut() {
+                Some(same)
+                    if same.kind == FrameKind::Python
+                        && same.line == last.line
+                        && Arc::ptr_eq(&same.code, &last.code) => {}
+                slot => {
+                    let frame = last.clone();
+                    match slot {
+                        Some(old) => *old = frame,
+                        None => frames.push(frame),
+                    }
+                }
+            }
+            kept += 1;
+            walk.refs.push(FrameRef {
+                frame: step.frame,
+                code: step.code,
+            });
+            continue;
+        }
+        placed = None;
         let code = cache.get(mem, layout, step.code, step.offset)?;
         if let Some(code) = code.filter(|code| !code.trampoline) {
             let line = code.line_at(step.offset);
@@ -332,6 +360,7 @@ pub fn walk(
                 }
             }
             kept += 1;
+            placed = Some((step.code, step.offset));
             walk.refs.push(FrameRef {
                 frame: step.frame,
                 code: step.code,

@@ -619,6 +619,41 @@ impl ValueLayout {
     }
 }
 
+/// Where the counter is that moves before a code object's address can hold another one (see
+/// [`crate::python::code::CodeVersions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCounter {
+    /// No such counter (before 3.12), or none found: every cached code object a sample uses is
+    /// read again.
+    Unknown,
+    /// 3.12: the global `_Py_next_func_version` (32 bits), the number the next code object
+    /// made takes as its `co_version`; found by its symbol.
+    Global,
+    /// 3.13: `PyInterpreterState.func_state.next_version` (32 bits), the same number, at this
+    /// offset in each interpreter.
+    Made(u64),
+    /// 3.14+: `PyInterpreterState._code_object_generation` (64 bits), which counts the code
+    /// objects freed, at this offset in each interpreter (from the target's debug offsets,
+    /// which carry it for out-of-process tools' caches).
+    Freed(u64),
+}
+
+impl CodeCounter {
+    /// The counter's width in bytes.
+    pub fn width(self) -> usize {
+        match self {
+            CodeCounter::Freed(_) => 8,
+            _ => 4,
+        }
+    }
+
+    /// True when the counter stops at 0 once it wraps around, so that 0 proves nothing: the
+    /// numbers of code objects made do; the count of those freed starts at 0.
+    pub fn stuck_at_zero(self) -> bool {
+        !matches!(self, CodeCounter::Freed(_))
+    }
+}
+
 /// Everything the walker needs to know about one interpreter build.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -646,6 +681,8 @@ pub struct Layout {
     /// Objects read for thread names and locals; `None` (with the reason logged) when the
     /// offsets lack something, which costs those features but not sampling.
     pub values: Option<ValueLayout>,
+    /// The counter that numbers new code objects.
+    pub code_counter: CodeCounter,
 }
 
 impl Layout {
@@ -667,7 +704,11 @@ impl Layout {
         Self::check_supported(version)?;
         let mut offsets = Offsets::from_table(table);
         let mut source = format!("python-offsets/{}.toml", table.name);
+        let mut code_counter = code_counter(version, table, debug, offsets.interp_code_version);
         if let Some(debug) = debug {
+            if let Some(at) = debug.values.get("interpreter_state.code_object_generation") {
+                code_counter = CodeCounter::Freed(*at);
+            }
             if debug.version.minor_release() != version.minor_release() {
                 return Err(Error::corrupt(format!(
                     "_Py_DebugOffsets says {} but the binary says {version}",
@@ -885,7 +926,54 @@ impl Layout {
             gil,
             code,
             object,
+            code_counter,
         })
+    }
+}
+
+/// Where `version` keeps the counter that numbers new code objects (3.14+ debug offsets give
+/// a better one, see [`CodeCounter::Freed`]). In 3.13 it is a member of the interpreter
+/// state known only from the table, which the target's debug offsets do not cover: the table
+/// is trusted with it only when it agrees with them on the interpreter state's size and on
+/// the members before it that both give, since a wrong word that never moves would have
+/// stale code objects taken for current ones.
+fn code_counter(
+    version: PyVersion,
+    table: &Table,
+    debug: Option<&DebugOffsets>,
+    in_interp: Option<u64>,
+) -> CodeCounter {
+    if version.major != 3 || version.minor < 12 {
+        return CodeCounter::Unknown;
+    }
+    if version.minor == 12 {
+        return CodeCounter::Global;
+    }
+    let (Some(offset), Some(debug)) = (in_interp, debug) else {
+        return CodeCounter::Unknown;
+    };
+    let pairs = [
+        ("sizeof", "interpreter_state.size"),
+        ("threads.head", "interpreter_state.threads_head"),
+        ("_gil", "interpreter_state.gil_runtime_state"),
+    ];
+    let differs = pairs.iter().find_map(|(member, path)| {
+        let (ours, theirs) = (
+            table.get("PyInterpreterState", member),
+            debug.values.get(*path).copied(),
+        );
+        (ours.is_none() || ours != theirs).then(|| format!("{member} {ours:?} vs {theirs:?}"))
+    });
+    match differs {
+        None => CodeCounter::Made(offset),
+        Some(what) => {
+            log::info!(
+                "the interpreter state's layout differs from {}.toml's ({what}): code objects \
+                 are read again every sample",
+                table.name
+            );
+            CodeCounter::Unknown
+        }
     }
 }
 

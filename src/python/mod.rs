@@ -30,7 +30,7 @@ use crate::process::{Fields, Process, ReadMemory, ReadRequest, RemoteAddr};
 pub use layout::Layout;
 pub use version::PyVersion;
 
-use code::CodeCache;
+use code::{CodeCache, CodeVersions};
 use debug_offsets::DebugOffsets;
 use runtime::ThreadState;
 
@@ -54,6 +54,25 @@ pub struct Interpreter {
     /// The last sample's frame lists, by thread id, given back for the next walk of the same
     /// thread to fill again (see [`Interpreter::recycle`]).
     recycled: FxHashMap<u64, Vec<Frame>>,
+    /// 3.12's global counter of code objects made, `_Py_next_func_version`, when the binary's
+    /// full symbol table names it.
+    pub code_version_variable: Option<RemoteAddr>,
+    /// What tells which cached code objects a sample may use unread.
+    versions: CodeVersions,
+}
+
+/// How a sample's reading confirms that the code objects it used without reading them again
+/// are still the ones cached (see [`CodeVersions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// The threads are paused: the counters of code objects made are read with the stacks.
+    Paused,
+    /// Read without pausing, and checked afterwards: the check reads the counters
+    /// ([`Interpreter::watched`]) and [`Interpreter::code_confirmed`] says whether the
+    /// sample stands.
+    Check,
+    /// Nothing confirms the sample: every code object it uses is read again.
+    Nothing,
 }
 
 /// How long a list of the interpreters serves the samples after the one that read it.
@@ -94,11 +113,15 @@ pub struct ThreadStack {
 /// instruction word are read again: that catches a call or a return during the read unless
 /// the thread also got back to the same call of the same caller by the end, which code that
 /// calls and returns in the same places within microseconds often does.
+///
+/// The same read takes in the words of `watch` (the counters of code objects made, see
+/// [`code::CodeVersions`]) and records what it found in them; they do not count here.
 pub fn stacks_moved(
     mem: &dyn ReadMemory,
     stacks: &[ThreadStack],
     check: Check,
     kept: &mut CheckBuffers,
+    watch: &mut [code::Watch],
 ) -> bool {
     let marks = || {
         stacks.iter().flat_map(move |stack| {
@@ -116,8 +139,9 @@ pub fn stacks_moved(
         })
     };
     // Spans of nearby words, in the order the walk read them (a thread's frames in its data
-    // stack come one after the other, so no sorting is needed). A gap shorter than a page
-    // lies in pages that hold one of the words on either side of it, so it is readable too.
+    // stack come one after the other, so no sorting is needed), then the watched counters. A
+    // gap shorter than a page lies in pages that hold one of the words on either side of it,
+    // so it is readable too.
     let CheckBuffers {
         spans,
         span_of,
@@ -125,8 +149,11 @@ pub fn stacks_moved(
     } = kept;
     spans.clear();
     span_of.clear();
-    for m in marks() {
-        let (start, end) = (m.at.0, m.at.0.saturating_add(m.width as u64));
+    let words = marks()
+        .map(|m| (m.at.0, m.width))
+        .chain(watch.iter().map(|w| (w.at.0, w.width)));
+    for (start, width) in words {
+        let end = start.saturating_add(width as u64);
         // The last span grown to take in the word, when the word is near enough.
         let grown = |&mut (s, len): &mut (u64, usize)| {
             let e = s + len as u64;
@@ -145,15 +172,22 @@ pub fn stacks_moved(
     if spans.is_empty() {
         return false;
     }
+    let word_at = |reads: &[ReadRequest], span: usize, at: u64, width: usize| {
+        let read = &reads[span];
+        let from = (at - read.addr.0) as usize;
+        let mut word = [0u8; 8];
+        read.ok.then(|| {
+            word[..width].copy_from_slice(&read.buf[from..from + width]);
+            u64::from_le_bytes(word)
+        })
+    };
+    let stack_words = span_of.len() - watch.len();
     mem.read_spans(spans, requests, &mut |reads| {
+        for (w, &span) in watch.iter_mut().zip(&span_of[stack_words..]) {
+            w.read = word_at(reads, span, w.at.0, w.width);
+        }
         marks().zip(span_of.iter()).any(|(mark, &span)| {
-            let read = &reads[span];
-            let at = (mark.at.0 - read.addr.0) as usize;
-            let mut word = [0u8; 8];
-            read.ok && {
-                word[..mark.width].copy_from_slice(&read.buf[at..at + mark.width]);
-                u64::from_le_bytes(word) != mark.value
-            }
+            word_at(reads, span, mark.at.0, mark.width).is_some_and(|v| v != mark.value)
         })
     })
 }
@@ -221,6 +255,18 @@ impl Interpreter {
         if interp.gil_variable.is_none() {
             // 2.7 and 3.6 name the holder in the `_PyThreadState_Current` variable.
             interp.gil_variable = binary.symbol("_PyThreadState_Current").map(RemoteAddr);
+        }
+        if interp.layout.code_counter == layout::CodeCounter::Global {
+            interp.code_version_variable =
+                binary::local_data_symbol(process, &binary, "_Py_next_func_version")
+                    .map(RemoteAddr);
+            if interp.code_version_variable.is_none() {
+                log::info!(
+                    "{} has no full symbol table naming _Py_next_func_version: code objects \
+                     are read again every sample",
+                    binary.path
+                );
+            }
         }
         interp.binary_path = binary.path;
         Ok(interp)
@@ -315,6 +361,8 @@ impl Interpreter {
             scratch: frames::Scratch::default(),
             listed: None,
             recycled: FxHashMap::default(),
+            code_version_variable: None,
+            versions: CodeVersions::default(),
         })
     }
 
@@ -371,6 +419,8 @@ impl Interpreter {
             scratch: frames::Scratch::default(),
             listed: None,
             recycled: FxHashMap::default(),
+            code_version_variable: self.code_version_variable,
+            versions: CodeVersions::default(),
         }
     }
 
@@ -492,6 +542,17 @@ impl Interpreter {
     /// point back to the interpreter it was listed under, and a sample that fails has the next
     /// one list the interpreters afresh.
     pub fn stacks(&mut self, mem: &dyn ReadMemory, max_depth: usize) -> Result<Vec<ThreadStack>> {
+        self.stacks_confirmed(mem, max_depth, Confirm::Nothing)
+    }
+
+    /// [`Interpreter::stacks`], using the code objects cached since the interpreter last made
+    /// one without reading them again, as far as `confirm` allows (see [`CodeVersions`]).
+    pub fn stacks_confirmed(
+        &mut self,
+        mem: &dyn ReadMemory,
+        max_depth: usize,
+        confirm: Confirm,
+    ) -> Result<Vec<ThreadStack>> {
         let kept = self
             .listed
             .take()
@@ -503,11 +564,95 @@ impl Interpreter {
                 Instant::now(),
             ),
         };
+        let walk = self.cache.walk() + 1;
+        // The counters of code objects made: one per interpreter from 3.13, one in all in 3.12.
+        // An address that cannot be formed is watched as null: it reads as nothing, and
+        // nothing is trusted.
+        match (confirm, self.layout.code_counter) {
+            (Confirm::Nothing, _) | (_, layout::CodeCounter::Unknown) => self
+                .versions
+                .watch(std::iter::empty(), layout::CodeCounter::Unknown),
+            (_, counter @ layout::CodeCounter::Global) => self
+                .versions
+                .watch(self.code_version_variable.into_iter(), counter),
+            (
+                _,
+                counter @ (layout::CodeCounter::Made(offset) | layout::CodeCounter::Freed(offset)),
+            ) => self.versions.watch(
+                interps
+                    .iter()
+                    .map(|i| i.offset(offset).unwrap_or(RemoteAddr::NULL)),
+                counter,
+            ),
+        }
+        let trusted_after = match confirm {
+            Confirm::Nothing => None,
+            Confirm::Check => self.versions.trusted_after(),
+            Confirm::Paused => {
+                // Nothing moves while the threads are paused: what the counters hold now, they
+                // held while every stack was read.
+                for w in self.versions.watched() {
+                    let mut word = [0u8; 8];
+                    w.read = mem
+                        .read(w.at, &mut word[..w.width])
+                        .ok()
+                        .map(|()| u64::from_le_bytes(word));
+                }
+                self.versions.observe(walk);
+                self.versions.trusted_after()
+            }
+        };
+        self.cache.start_walk(trusted_after);
         let stacks = self.stacks_of(mem, &interps, max_depth);
         if stacks.is_ok() {
             self.listed = Some((interps, at));
         }
         stacks
+    }
+
+    /// What the counters of code objects made hold now: one per interpreter from 3.13, one
+    /// in all in 3.12 (see [`CodeVersions`]). `None` when the counter is unknown (before 3.12,
+    /// a stripped 3.12, or an interpreter state whose layout differs from the table's), and
+    /// then every sample reads the code objects it uses again.
+    pub fn code_versions(&self, mem: &dyn ReadMemory) -> Result<Option<Vec<u64>>> {
+        let interps = runtime::interpreters(mem, &self.layout, self.runtime)?;
+        let counters: Vec<RemoteAddr> = match self.layout.code_counter {
+            layout::CodeCounter::Unknown => return Ok(None),
+            layout::CodeCounter::Global => match self.code_version_variable {
+                Some(at) => vec![at],
+                None => return Ok(None),
+            },
+            layout::CodeCounter::Made(offset) | layout::CodeCounter::Freed(offset) => interps
+                .iter()
+                .map(|i| i.offset(offset))
+                .collect::<Result<_>>()?,
+        };
+        let wide = self.layout.code_counter.width() == 8;
+        counters
+            .iter()
+            .map(|at| match wide {
+                true => mem.read_u64(*at),
+                false => mem.read_u32(*at).map(u64::from),
+            })
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
+    /// The counters the check after a [`Confirm::Check`] sample must read (see
+    /// [`stacks_moved`]), empty for other samples.
+    pub fn watched(&mut self) -> &mut [code::Watch] {
+        self.versions.watched()
+    }
+
+    /// After a [`Confirm::Check`] sample's check: false when the sample used cached code
+    /// objects unread but the counters it watched moved (or could not be read), so that it
+    /// must be taken again. Also what lets later samples trust what this one read.
+    pub fn code_confirmed(&mut self) -> bool {
+        if self.versions.watched().is_empty() {
+            return true;
+        }
+        let moved = self.versions.observe(self.cache.walk());
+        !(moved && self.cache.trust_used())
     }
 
     /// Gives back a sample's frame lists, `(thread id, frames)`, once used: the next walk of
@@ -672,7 +817,8 @@ mod tests {
             &mem,
             &[stack(0x7000, walked())],
             Check::Full,
-            &mut kept
+            &mut kept,
+            &mut []
         ));
         // One batched read. Spans join words in the order walked, not by address: the frame
         // pointer, the far link alone, then the caller's word and the near link in one.
@@ -686,14 +832,16 @@ mod tests {
             &mem,
             &[stack(0x7000, walked())],
             Check::Quick,
-            &mut kept
+            &mut kept,
+            &mut []
         ));
         // Another innermost frame: the thread called or returned.
         assert!(stacks_moved(
             &mem,
             &[stack(0x7100, walked())],
             Check::Full,
-            &mut kept
+            &mut kept,
+            &mut []
         ));
         // The same frame pointer, but a word of the stack moved on: it returned and called
         // again while the stack was copied. Any of them, the last one included.
@@ -703,11 +851,11 @@ mod tests {
             let quick = moved == 1;
             let stacks = [stack(0x7000, marks)];
             assert!(
-                stacks_moved(&mem, &stacks, Check::Full, &mut kept),
+                stacks_moved(&mem, &stacks, Check::Full, &mut kept, &mut []),
                 "{moved}"
             );
             assert_eq!(
-                stacks_moved(&mem, &stacks, Check::Quick, &mut kept),
+                stacks_moved(&mem, &stacks, Check::Quick, &mut kept, &mut []),
                 quick,
                 "{moved}"
             );
@@ -719,8 +867,42 @@ mod tests {
             &mem,
             &[stack(0x7000, gone)],
             Check::Full,
-            &mut kept
+            &mut kept,
+            &mut []
         ));
-        assert!(!stacks_moved(&mem, &[], Check::Full, &mut kept));
+        assert!(!stacks_moved(&mem, &[], Check::Full, &mut kept, &mut []));
+        // Watched counters: read in the same batch (one near the frame pointer joins its
+        // span), what they hold recorded, and no reason for a move either way.
+        let mut watch = [
+            code::Watch {
+                at: RemoteAddr(0x1010),
+                width: 4,
+                read: None,
+            },
+            code::Watch {
+                at: RemoteAddr(0x9_0000),
+                width: 8,
+                read: Some(3),
+            },
+        ];
+        let before = mem.reads();
+        assert!(!stacks_moved(
+            &mem,
+            &[stack(0x7000, walked())],
+            Check::Quick,
+            &mut kept,
+            &mut watch
+        ));
+        assert_eq!(mem.reads(), before + 1);
+        assert_eq!(watch[0].read, Some(0), "the zero after the caller's word");
+        assert_eq!(watch[1].read, None, "unreadable");
+        assert!(!stacks_moved(
+            &mem,
+            &[],
+            Check::Full,
+            &mut kept,
+            &mut watch[..1]
+        ));
+        assert_eq!(watch[0].read, Some(0), "read with no stack at all");
     }
 }

@@ -158,6 +158,13 @@ offsets! {
     runtime_interpreters_head: "_PyRuntimeState" ["interpreters.head"] debug "runtime_state.interpreters_head";
     /// `PyInterpreterState.next`.
     interp_next: "PyInterpreterState" ["next"] debug "interpreter_state.next";
+    /// `sizeof(PyInterpreterState)`.
+    interp_size: "PyInterpreterState" ["sizeof"] debug "interpreter_state.size";
+    /// `PyInterpreterState.func_state.next_version` (3.13+): the number the next code object
+    /// made takes as its `co_version`.
+    interp_code_version: "PyInterpreterState" ["func_state.next_version"];
+    /// `PyInterpreterState._code_object_generation` (3.14+): how many code objects were freed.
+    interp_code_generation: "PyInterpreterState" ["_code_object_generation"] debug "interpreter_state.code_object_generation";
     /// `PyInterpreterState.threads.head`.
     interp_threads_head: "PyInterpreterState" ["threads.head", "tstate_head"] debug "interpreter_state.threads_head";
     /// `sizeof(PyThreadState)`.
@@ -252,7 +259,7 @@ offsets! {
     /// `_PyRuntimeState.gilstate.tstate_current` (3.7–3.11): the thread state holding the GIL.
     runtime_gil_tstate_current: "_PyRuntimeState" ["gilstate.tstate_current"];
     /// `PyInterpreterState._gil` (3.12+): the interpreter's own GIL.
-    interp_gil_struct: "PyInterpreterState" ["_gil"];
+    interp_gil_struct: "PyInterpreterState" ["_gil"] debug "interpreter_state.gil_runtime_state";
     /// `_gil_runtime_state.locked`.
     gil_locked: "_gil_runtime_state" ["locked"];
     /// `_gil_runtime_state.last_holder`.

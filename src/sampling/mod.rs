@@ -18,7 +18,7 @@ use crate::model::{Local, Sample, ThreadSample};
 use crate::process::recall::Recall;
 use crate::process::{pthread, OsThread, Process, ReadMemory, ThreadStates};
 use crate::python::threading::ThreadNames;
-use crate::python::{Check, CheckBuffers, Interpreter, ThreadStack};
+use crate::python::{Check, CheckBuffers, Confirm, Interpreter, ThreadStack};
 
 use schedule::Schedule;
 
@@ -458,17 +458,28 @@ impl Sampler {
             &self.options,
             &mut self.recall,
         );
-        let (stacks, locals) =
-            match Self::read_stacks(process, interpreter, options, recall, Some(&running)) {
-                Err(e)
-                    if running.len() < os_threads.len() && e.recovery() == Recovery::SkipSample =>
-                {
-                    log::debug!("sample taken again with every thread paused, after: {e}");
-                    let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
-                    Self::read_stacks(process, interpreter, options, recall, Some(&every))?
-                }
-                stacks => stacks?,
-            };
+        let (stacks, locals) = match Self::read_stacks(
+            process,
+            interpreter,
+            options,
+            recall,
+            Some(&running),
+            Confirm::Paused,
+        ) {
+            Err(e) if running.len() < os_threads.len() && e.recovery() == Recovery::SkipSample => {
+                log::debug!("sample taken again with every thread paused, after: {e}");
+                let every: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
+                Self::read_stacks(
+                    process,
+                    interpreter,
+                    options,
+                    recall,
+                    Some(&every),
+                    Confirm::Paused,
+                )?
+            }
+            stacks => stacks?,
+        };
         let tids: Vec<u32> = os_threads.iter().map(|t| t.tid).collect();
         let native_ids = self.native_ids(&stacks, &tids);
         Ok((stacks, locals, native_ids, os_threads))
@@ -508,7 +519,7 @@ impl Sampler {
         if let Some(read) = self.read_and_count()? {
             return self.unpaused_threads(read);
         }
-        if let Ok(again) = self.read_unpaused() {
+        if let Ok(again) = self.read_unpaused(Confirm::Check) {
             if !self.moved(&again.0, Check::Full) {
                 return self.unpaused_threads(again);
             }
@@ -528,7 +539,7 @@ impl Sampler {
     /// counted in the rate of races. `None` when the read raced or failed the way a race can
     /// make it fail; an error of another kind is returned.
     fn read_and_count(&mut self) -> Result<Option<StacksAndLocals>> {
-        let read = match self.read_unpaused() {
+        let read = match self.read_unpaused(Confirm::Check) {
             Err(e) if e.recovery() != Recovery::SkipSample => return Err(e),
             read => read.ok(),
         };
@@ -549,7 +560,7 @@ impl Sampler {
     fn read_without_pausing(&mut self) -> Result<Stacks> {
         // The quick check: a second race is kept anyway, and on code that calls and returns
         // in the same places within microseconds most reads race whatever the check.
-        let first = self.read_unpaused();
+        let first = self.read_unpaused(Confirm::Check);
         let raced = match &first {
             Ok((stacks, _)) => self.moved(stacks, Check::Quick),
             Err(e) => e.recovery() == Recovery::SkipSample,
@@ -558,29 +569,37 @@ impl Sampler {
             return self.unpaused_threads(first?);
         }
         self.raced.0 += 1;
-        let second = self.read_unpaused()?;
+        // Kept whatever its check says, so nothing confirms the code objects it trusts: it
+        // reads every one again.
+        let second = self.read_unpaused(Confirm::Nothing)?;
         if self.moved(&second.0, Check::Quick) {
             self.raced.1 += 1;
         }
         self.unpaused_threads(second)
     }
 
-    /// Every thread's stack, read without pausing.
-    fn read_unpaused(&mut self) -> Result<StacksAndLocals> {
+    /// Every thread's stack, read without pausing. `confirm` is [`Confirm::Check`] when the
+    /// stacks will be checked ([`Sampler::moved`]) and the sample dropped or taken again if
+    /// they moved, [`Confirm::Nothing`] otherwise.
+    fn read_unpaused(&mut self, confirm: Confirm) -> Result<StacksAndLocals> {
         Self::read_stacks(
             &self.process,
             &mut self.interpreter,
             &self.options,
             &mut self.recall,
             None,
+            confirm,
         )
     }
 
     /// True when a thread called or returned while `stacks` were read without pausing (see
-    /// `python::stacks_moved`).
+    /// `python::stacks_moved`), or when the sample used cached code objects unread and the
+    /// interpreter made a code object meanwhile (see `python::code::CodeVersions`).
     fn moved(&mut self, stacks: &[ThreadStack], check: Check) -> bool {
         let checker = self.recall.checker(&self.process);
-        crate::python::stacks_moved(&checker, stacks, check, &mut self.checks)
+        let watch = self.interpreter.watched();
+        let moved = crate::python::stacks_moved(&checker, stacks, check, &mut self.checks, watch);
+        !self.interpreter.code_confirmed() || moved
     }
 
     /// The threads' kernel ids and states for stacks read without pausing: the states of the
@@ -611,14 +630,15 @@ impl Sampler {
         options: &SamplerOptions,
         recall: &mut Recall,
         pause: Option<&[u32]>,
+        confirm: Confirm,
     ) -> Result<StacksAndLocals> {
-        let _pause = match pause {
-            Some(tids) => Some(process.pause(tids)?),
-            None => None,
+        let (_pause, confirm) = match pause {
+            Some(tids) => (Some(process.pause(tids)?), Confirm::Paused),
+            None => (None, confirm),
         };
         // Read without pausing, the sample is checked afterwards.
         recall.read_through(process, pause.is_none(), |mem| {
-            Self::read_recalled(mem, interpreter, options)
+            Self::read_recalled(mem, interpreter, options, confirm)
         })
         // The pause guard drops here: the target runs again before we do anything else.
     }
@@ -628,8 +648,9 @@ impl Sampler {
         process: &dyn ReadMemory,
         interpreter: &mut Interpreter,
         options: &SamplerOptions,
+        confirm: Confirm,
     ) -> Result<StacksAndLocals> {
-        let stacks = interpreter.stacks(process, options.max_depth)?;
+        let stacks = interpreter.stacks_confirmed(process, options.max_depth, confirm)?;
         // Locals are read while the target is still paused, so they match the stacks.
         let locals = if options.locals {
             stacks

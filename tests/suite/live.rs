@@ -522,21 +522,80 @@ fn record_options_shape_the_output() {
 #[test]
 fn a_reused_code_object_address_is_not_taken_for_the_old_function() {
     for_each_python(|py| {
-        let (_, stacks) = record_raw(&[
-            "-r",
-            "200",
-            "--",
-            py.path.to_str().unwrap(),
-            script("code_reuse.py").to_str().unwrap(),
-        ]);
-        let (first, second) = (
-            leaf_samples(&stacks, "first_function "),
-            leaf_samples(&stacks, "second_function "),
-        );
-        // Each ran for one second: each must hold a good share of the samples.
+        // From 3.12 cached code objects go unread while no code is made, and each way of
+        // reading confirms that differently (during the pause, or in the stack check).
+        let modes: &[&[&str]] = if py.version >= (3, 12, 0) {
+            &[&[], &["--nonblocking"], &["--pause", "always"]]
+        } else {
+            &[&[]]
+        };
+        let code_reuse = script("code_reuse.py");
+        for mode in modes {
+            let mut args = vec!["-r", "200"];
+            args.extend_from_slice(mode);
+            args.extend([
+                "--",
+                py.path.to_str().unwrap(),
+                code_reuse.to_str().unwrap(),
+            ]);
+            let (_, stacks) = record_raw(&args);
+            let (first, second) = (
+                leaf_samples(&stacks, "first_function "),
+                leaf_samples(&stacks, "second_function "),
+            );
+            // Each ran for one second: each must hold a good share of the samples.
+            assert!(
+                first >= 60 && second >= 60,
+                "[{}] {mode:?}: first {first}, second {second}: {stacks:?}",
+                py.label
+            );
+        }
+    });
+}
+
+/// From 3.12 a sample uses cached code objects without reading them again while the
+/// interpreter's counter of code objects made (3.12, 3.13) or freed (3.14+) stays put
+/// (`python::code::CodeVersions`): the counter must be found, hold still while the target
+/// makes no code, and count what it makes.
+#[test]
+fn the_counter_of_code_objects_moves_exactly_when_code_is_made_and_freed() {
+    use sampler::python::Interpreter;
+    for_each_python(|py| {
+        if py.version < (3, 12, 0) {
+            return;
+        }
+        let mut target = Target::start(py, "make_code.py", &[]);
+        let process = sampler::process::Process::attach(target.pid).unwrap();
+        let interp = Interpreter::attach(&process).unwrap();
+        let Some(before) = interp.code_versions(&process).unwrap() else {
+            // Only an interpreter whose build differs from its table may go without: the
+            // pinned pyenv builds are the ones the tables come from.
+            assert!(
+                !py.label.starts_with("pyenv"),
+                "[{}] no counter of code objects made",
+                py.label
+            );
+            eprintln!(
+                "[{}] the counter of code objects is unknown: every sample reads the code \
+                 objects it uses",
+                py.label
+            );
+            return;
+        };
+        assert_eq!(before.len(), 1, "[{}] {before:?}", py.label);
+        std::thread::sleep(Duration::from_millis(200));
+        let idle = interp.code_versions(&process).unwrap().unwrap();
+        assert_eq!(idle, before, "[{}] moved while no code was made", py.label);
+        target.send("500");
+        target.wait_for_line("made 500", Duration::from_secs(30));
+        let after = interp.code_versions(&process).unwrap().unwrap();
+        // Each compile makes two, the module's code and the function's, and both are freed:
+        // 3.12 and 3.13 count those made, 3.14+ those freed.
+        let made = after[0].wrapping_sub(before[0]);
         assert!(
-            first >= 60 && second >= 60,
-            "first {first}, second {second}: {stacks:?}"
+            (1000..1100).contains(&made),
+            "[{}] {made} code objects counted for 1000 made",
+            py.label
         );
     });
 }

@@ -194,7 +194,13 @@ fn batched_walks_of_every_fixture_give_its_stacks_from_one_read() {
                 .unwrap();
             if checked {
                 assert!(
-                    !stacks_moved(&recall.checker(&mem), &stacks, Check::Full, &mut kept),
+                    !stacks_moved(
+                        &recall.checker(&mem),
+                        &stacks,
+                        Check::Full,
+                        &mut kept,
+                        &mut []
+                    ),
                     "{}: a still snapshot moved",
                     fixture.name
                 );
@@ -951,4 +957,89 @@ fn record_linetable(py: &Python) {
     let path = fixtures_dir().join(LINETABLE_FIXTURE);
     std::fs::write(&path, &out.stdout).unwrap();
     eprintln!("recorded {} ({} bytes)", path.display(), out.stdout.len());
+}
+
+/// A snapshot with one more word: a counter of code objects made, which the test moves.
+struct WithCounter<'a> {
+    inner: &'a Snapshot,
+    at: u64,
+    value: std::cell::Cell<u32>,
+    /// Every address read, in order.
+    log: RefCell<Vec<u64>>,
+}
+
+impl ReadMemory for WithCounter<'_> {
+    fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> sampler::error::Result<()> {
+        self.log.borrow_mut().push(addr.0);
+        if addr.0 == self.at && buf.len() == 4 {
+            buf.copy_from_slice(&self.value.get().to_le_bytes());
+            return Ok(());
+        }
+        self.inner.read(addr, buf)
+    }
+}
+
+/// From 3.12 a sample uses the code objects cached since the interpreter last made one
+/// without reading them again (`python::code::CodeVersions`): only once a sample has seen the
+/// counter of code objects made and a later one read them, only while the check still finds
+/// the counter where it was, and in full again as soon as it moves.
+#[test]
+fn cached_code_objects_go_unread_while_no_code_is_made() {
+    use sampler::python::Confirm;
+    for name in ["pyenv-3.12-deep50", "pyenv-3.12-threads"] {
+        let fixture = fixtures()
+            .into_iter()
+            .find(|f| f.name == name)
+            .expect("the fixture");
+        let mem = WithCounter {
+            inner: &fixture.snapshot,
+            at: 0x10,
+            value: std::cell::Cell::new(500),
+            log: RefCell::new(Vec::new()),
+        };
+        let mut interp = Interpreter::from_memory(&mem, fixture.version, fixture.runtime).unwrap();
+        interp.code_version_variable = Some(RemoteAddr(mem.at));
+        let mut kept = CheckBuffers::default();
+        // One sample as the sampler takes it: its stacks, whether they stand, and how many of
+        // the reads the walk made were of code objects.
+        let mut sample = |confirm: Confirm| {
+            mem.log.borrow_mut().clear();
+            let stacks = interp.stacks_confirmed(&mem, MAX_DEPTH, confirm).unwrap();
+            let read: Vec<u64> = mem.log.borrow_mut().drain(..).collect();
+            let moved = stacks_moved(&mem, &stacks, Check::Quick, &mut kept, interp.watched());
+            let stands = interp.code_confirmed() && !moved;
+            let codes: Vec<u64> = stacks
+                .iter()
+                .flat_map(|s| s.frame_refs.iter().map(|r| r.code.0))
+                .collect();
+            let code_reads = read.iter().filter(|a| codes.contains(a)).count();
+            assert_eq!(describe(&stacks), fixture.expected, "{name}");
+            (stands, code_reads)
+        };
+        // The first sample sees the counter; the next reads the code objects once more, after
+        // it; from then on they go unread.
+        assert!(matches!(sample(Confirm::Check), (true, n) if n > 0));
+        assert!(matches!(sample(Confirm::Check), (true, n) if n > 0));
+        assert_eq!(sample(Confirm::Check), (true, 0), "{name}");
+        assert_eq!(sample(Confirm::Check), (true, 0), "{name}");
+        // A paused sample reads the counter itself, and trusts too.
+        assert_eq!(sample(Confirm::Paused), (true, 0), "{name}");
+        // A sample nothing confirms reads them all.
+        assert!(matches!(sample(Confirm::Check), (true, 0)));
+        assert!(matches!(sample(Confirm::Nothing), (true, n) if n > 0));
+        // The interpreter made a code object: the sample that trusted the cache cannot
+        // stand, and the one taken again reads every code object.
+        mem.value.set(501);
+        assert_eq!(sample(Confirm::Check), (false, 0), "{name}");
+        assert!(matches!(sample(Confirm::Check), (true, n) if n > 0));
+        assert_eq!(sample(Confirm::Check), (true, 0), "{name}");
+        // Paused, a moved counter is seen before the walk: nothing is trusted.
+        mem.value.set(502);
+        assert!(matches!(sample(Confirm::Paused), (true, n) if n > 0));
+        // A counter that wrapped around to 0 stays there: never trusted.
+        mem.value.set(0);
+        for _ in 0..3 {
+            assert!(matches!(sample(Confirm::Check), (_, n) if n > 0));
+        }
+    }
 }

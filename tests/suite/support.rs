@@ -225,6 +225,15 @@ impl Target {
         }
     }
 
+    /// Writes `line` and a newline to the target's standard input.
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap();
+    }
+
     /// The scheduler state letter of the target's main thread (`R`, `S`, `t`, …).
     pub fn state(&self) -> char {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
