@@ -242,7 +242,7 @@ impl<'a> ElfFile<'a> {
                 continue;
             };
             for sym in symtab.iter() {
-                if sym.st_shndx == section_header::SHN_UNDEF as usize || sym.st_value == 0 {
+                if !defined(&sym) {
                     continue;
                 }
                 let Some(name) = strtab.get_at(sym.st_name) else {
@@ -308,11 +308,9 @@ fn symtab_value(path: &str, source: &dyn ElfSource, name: &str, piece: usize) ->
             let at = table.sh_offset + first * table.sh_entsize;
             let bytes = source.bytes_at(at, n * table.sh_entsize)?;
             let syms = Symtab::parse(&bytes, 0, n as usize, elf.ctx).ok()?;
-            let found = syms.iter().find(|sym| {
-                sym.st_shndx != section_header::SHN_UNDEF as usize
-                    && sym.st_value != 0
-                    && names.contains(&sym.st_name)
-            });
+            let found = syms
+                .iter()
+                .find(|sym| defined(sym) && names.contains(&sym.st_name));
             if let Some(sym) = found {
                 return Some(sym.st_value);
             }
@@ -320,6 +318,11 @@ fn symtab_value(path: &str, source: &dyn ElfSource, name: &str, piece: usize) ->
         }
     }
     None
+}
+
+/// True for a symbol the file defines (not one it imports), with an address.
+fn defined(sym: &goblin::elf::Sym) -> bool {
+    sym.st_shndx != section_header::SHN_UNDEF as usize && sym.st_value != 0
 }
 
 /// Every offset in the string table `strings` at which `wanted` (a name and its NUL) starts,
@@ -521,7 +524,7 @@ mod tests {
         let mut names: Vec<(String, u64)> = elf
             .syms
             .iter()
-            .filter(|s| s.st_shndx != section_header::SHN_UNDEF as usize && s.st_value != 0)
+            .filter(defined)
             .filter_map(|s| Some((elf.strtab.get_at(s.st_name)?.to_string(), s.st_value)))
             .filter(|(n, _)| n.len() > 3)
             .collect();
@@ -534,11 +537,7 @@ mod tests {
             let first = elf
                 .syms
                 .iter()
-                .find(|s| {
-                    s.st_shndx != section_header::SHN_UNDEF as usize
-                        && s.st_value != 0
-                        && elf.strtab.get_at(s.st_name) == Some(name.as_str())
-                })
+                .find(|s| defined(s) && elf.strtab.get_at(s.st_name) == Some(name.as_str()))
                 .map(|s| s.st_value);
             assert_eq!(first, Some(*value));
             for piece in [7, 24, 1000, SCAN_PIECE] {

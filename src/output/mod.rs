@@ -185,26 +185,18 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
-    let linked;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
-            Ok(target) => {
-                linked = target;
-                linked.as_path()
-            }
-            Err(_) => path,
-        },
-        _ => path,
-    };
+    let resolved = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_symlink())
+        .then(|| std::fs::canonicalize(path).ok())
+        .flatten();
+    let path = resolved.as_deref().unwrap_or(path);
     let context = |what: &str| format!("{what} {}", path.display());
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(|e| Error::io(context("cannot open"), e))?;
-        let mut w = std::io::BufWriter::new(file);
-        fill(&mut w)?;
-        return w.flush().map_err(|e| Error::io(context("writing"), e));
+        return write_buffered(&mut file, path, fill);
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -212,14 +204,23 @@ pub fn write_atomically(
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::io(context("cannot create a file beside"), e))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut w)?;
-        w.flush().map_err(|e| Error::io(context("writing"), e))?;
-    }
+    write_buffered(tmp.as_file_mut(), path, fill)?;
     tmp.persist(path)
         .map_err(|e| Error::io(context("cannot rename into"), e.error))?;
     Ok(())
+}
+
+/// Writes what `fill` makes into `file` (the output `path`, or a file to become it) through
+/// a buffer, flushed: an error on the last bytes is an error too.
+fn write_buffered(
+    file: &mut std::fs::File,
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let mut w = std::io::BufWriter::new(file);
+    fill(&mut w)?;
+    w.flush()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -112,15 +112,14 @@ pub struct CodeCache {
 const MAX_ENTRIES: usize = 1 << 16;
 
 impl CodeCache {
-    /// Starts the walks of one sample (every thread's) and returns its number. Entries read
-    /// in a walk after `trusted_after` are used without being read again (the caller knows
-    /// that no code object has been made since; see [`CodeVersions`]); `None` has every entry
-    /// a stack uses read again.
-    pub fn start_walk(&mut self, trusted_after: Option<u64>) -> u64 {
+    /// Starts the walks of one sample (every thread's), numbered one more than the last.
+    /// Entries read in a walk after `trusted_after` are used without being read again (the
+    /// caller knows that no code object has been made since; see [`CodeVersions`]); `None`
+    /// has every entry a stack uses read again.
+    pub fn start_walk(&mut self, trusted_after: Option<u64>) {
         self.walk += 1;
         self.trusted_after = trusted_after;
         self.trust_used = false;
-        self.walk
     }
 
     /// The current walk's number.

@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use crate::error::{Error, Result};
 use crate::model::{Frame, FrameKind};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
-use crate::python::code::CodeCache;
+use crate::python::code::{CodeCache, CodeInfo};
 use crate::python::layout::{
     Bytecode, ChunkLayout, FrameLayout, FrameModel, FrameObjectLayout, Layout,
 };
@@ -310,62 +310,47 @@ pub fn walk(
     frames.reverse();
     walk.refs.reserve(chain.len());
     let mut kept = 0;
-    // The step before, when it made a frame: a recursive call's frames are the same code
-    // object at the same offset, and so the same frame as the one just placed, with no
-    // lookup.
-    let mut placed: Option<(RemoteAddr, i64)> = None;
+    // The frame the step before placed: a recursive call's frames are the same code object
+    // at the same offset, and so the same frame, placed again with no lookup.
+    let mut placed: Option<(RemoteAddr, i64, &CodeInfo, u32)> = None;
     for step in chain.iter().rev() {
-        if placed == Some((step.code, step.offset)) {
-            let (before, rest) = frames.split_at_mut(kept);
-            let last = &before[kept - 1];
-            match rest.first_mut() {
-                Some(same)
-                    if same.kind == FrameKind::Python
-                        && same.line == last.line
-                        && Arc::ptr_eq(&same.code, &last.code) => {}
-                slot => {
-                    let frame = last.clone();
-                    match slot {
-                        Some(old) => *old = frame,
-                        None => frames.push(frame),
-                    }
+        let (code, line) = match placed {
+            Some((at, offset, code, line)) if (at, offset) == (step.code, step.offset) => {
+                (code, line)
+            }
+            _ => {
+                placed = None;
+                let code = cache.get(mem, layout, step.code, step.offset)?;
+                let Some(code) = code.filter(|code| !code.trampoline) else {
+                    continue;
+                };
+                let line = code.line_at(step.offset);
+                placed = Some((step.code, step.offset, code, line));
+                (code, line)
+            }
+        };
+        match frames.get_mut(kept) {
+            Some(same)
+                if same.kind == FrameKind::Python
+                    && same.line == line
+                    && Arc::ptr_eq(&same.code, &code.text) => {}
+            slot => {
+                let frame = Frame {
+                    code: code.text.clone(),
+                    line,
+                    kind: FrameKind::Python,
+                };
+                match slot {
+                    Some(old) => *old = frame,
+                    None => frames.push(frame),
                 }
             }
-            kept += 1;
-            walk.refs.push(FrameRef {
-                frame: step.frame,
-                code: step.code,
-            });
-            continue;
         }
-        placed = None;
-        let code = cache.get(mem, layout, step.code, step.offset)?;
-        if let Some(code) = code.filter(|code| !code.trampoline) {
-            let line = code.line_at(step.offset);
-            match frames.get_mut(kept) {
-                Some(same)
-                    if same.kind == FrameKind::Python
-                        && same.line == line
-                        && Arc::ptr_eq(&same.code, &code.text) => {}
-                slot => {
-                    let frame = Frame {
-                        code: code.text.clone(),
-                        line,
-                        kind: FrameKind::Python,
-                    };
-                    match slot {
-                        Some(old) => *old = frame,
-                        None => frames.push(frame),
-                    }
-                }
-            }
-            kept += 1;
-            placed = Some((step.code, step.offset));
-            walk.refs.push(FrameRef {
-                frame: step.frame,
-                code: step.code,
-            });
-        }
+        kept += 1;
+        walk.refs.push(FrameRef {
+            frame: step.frame,
+            code: step.code,
+        });
     }
     frames.truncate(kept);
     frames.reverse();

@@ -704,11 +704,8 @@ impl Layout {
         Self::check_supported(version)?;
         let mut offsets = Offsets::from_table(table);
         let mut source = format!("python-offsets/{}.toml", table.name);
-        let mut code_counter = code_counter(version, table, debug, offsets.interp_code_version);
+        let code_counter = code_counter(version, table, debug, offsets.interp_code_version);
         if let Some(debug) = debug {
-            if let Some(at) = debug.values.get("interpreter_state.code_object_generation") {
-                code_counter = CodeCounter::Freed(*at);
-            }
             if debug.version.minor_release() != version.minor_release() {
                 return Err(Error::corrupt(format!(
                     "_Py_DebugOffsets says {} but the binary says {version}",
@@ -931,12 +928,12 @@ impl Layout {
     }
 }
 
-/// Where `version` keeps the counter that numbers new code objects (3.14+ debug offsets give
-/// a better one, see [`CodeCounter::Freed`]). In 3.13 it is a member of the interpreter
-/// state known only from the table, which the target's debug offsets do not cover: the table
-/// is trusted with it only when it agrees with them on the interpreter state's size and on
-/// the members before it that both give, since a wrong word that never moves would have
-/// stale code objects taken for current ones.
+/// Where `version` keeps a counter of code objects (see [`CodeCounter`]). From 3.14 the
+/// target's debug offsets say where it counts those freed. In 3.13 the number of those made
+/// is a member of the interpreter state known only from the table, which the debug offsets
+/// do not cover: the table is trusted with it only when it agrees with them on the
+/// interpreter state's size and on the members before it that both give, since a wrong word
+/// that never moves would have stale code objects taken for current ones.
 fn code_counter(
     version: PyVersion,
     table: &Table,
@@ -948,6 +945,10 @@ fn code_counter(
     }
     if version.minor == 12 {
         return CodeCounter::Global;
+    }
+    let freed = debug.and_then(|d| d.values.get("interpreter_state.code_object_generation"));
+    if let Some(&offset) = freed {
+        return CodeCounter::Freed(offset);
     }
     let (Some(offset), Some(debug)) = (in_interp, debug) else {
         return CodeCounter::Unknown;

@@ -565,26 +565,12 @@ impl Interpreter {
             ),
         };
         let walk = self.cache.walk() + 1;
-        // The counters of code objects made: one per interpreter from 3.13, one in all in 3.12.
-        // An address that cannot be formed is watched as null: it reads as nothing, and
-        // nothing is trusted.
-        match (confirm, self.layout.code_counter) {
-            (Confirm::Nothing, _) | (_, layout::CodeCounter::Unknown) => self
-                .versions
-                .watch(std::iter::empty(), layout::CodeCounter::Unknown),
-            (_, counter @ layout::CodeCounter::Global) => self
-                .versions
-                .watch(self.code_version_variable.into_iter(), counter),
-            (
-                _,
-                counter @ (layout::CodeCounter::Made(offset) | layout::CodeCounter::Freed(offset)),
-            ) => self.versions.watch(
-                interps
-                    .iter()
-                    .map(|i| i.offset(offset).unwrap_or(RemoteAddr::NULL)),
-                counter,
-            ),
-        }
+        let counter = match confirm {
+            Confirm::Nothing => layout::CodeCounter::Unknown,
+            _ => self.layout.code_counter,
+        };
+        let counters = code_counters(counter, self.code_version_variable, &interps);
+        self.versions.watch(counters, counter);
         let trusted_after = match confirm {
             Confirm::Nothing => None,
             Confirm::Check => self.versions.trusted_after(),
@@ -592,11 +578,7 @@ impl Interpreter {
                 // Nothing moves while the threads are paused: what the counters hold now, they
                 // held while every stack was read.
                 for w in self.versions.watched() {
-                    let mut word = [0u8; 8];
-                    w.read = mem
-                        .read(w.at, &mut word[..w.width])
-                        .ok()
-                        .map(|()| u64::from_le_bytes(word));
+                    w.read = read_counter(mem, w.at, w.width).ok();
                 }
                 self.versions.observe(walk);
                 self.versions.trusted_after()
@@ -616,24 +598,15 @@ impl Interpreter {
     /// then every sample reads the code objects it uses again.
     pub fn code_versions(&self, mem: &dyn ReadMemory) -> Result<Option<Vec<u64>>> {
         let interps = runtime::interpreters(mem, &self.layout, self.runtime)?;
-        let counters: Vec<RemoteAddr> = match self.layout.code_counter {
-            layout::CodeCounter::Unknown => return Ok(None),
-            layout::CodeCounter::Global => match self.code_version_variable {
-                Some(at) => vec![at],
-                None => return Ok(None),
-            },
-            layout::CodeCounter::Made(offset) | layout::CodeCounter::Freed(offset) => interps
-                .iter()
-                .map(|i| i.offset(offset))
-                .collect::<Result<_>>()?,
-        };
-        let wide = self.layout.code_counter.width() == 8;
+        let counter = self.layout.code_counter;
+        let counters: Vec<RemoteAddr> =
+            code_counters(counter, self.code_version_variable, &interps).collect();
+        if counters.is_empty() {
+            return Ok(None);
+        }
         counters
             .iter()
-            .map(|at| match wide {
-                true => mem.read_u64(*at),
-                false => mem.read_u32(*at).map(u64::from),
-            })
+            .map(|at| read_counter(mem, *at, counter.width()))
             .collect::<Result<_>>()
             .map(Some)
     }
@@ -709,6 +682,35 @@ impl Interpreter {
         }
         Ok(out)
     }
+}
+
+/// The counters of kind `counter` that a sample reads (see [`CodeVersions`]): one per
+/// interpreter from 3.13, the one `global` in 3.12 (when its symbol was found), none when
+/// unknown. An address that cannot be formed is given as null: it reads as nothing, and
+/// nothing is trusted.
+fn code_counters(
+    counter: layout::CodeCounter,
+    global: Option<RemoteAddr>,
+    interps: &[RemoteAddr],
+) -> impl Iterator<Item = RemoteAddr> + '_ {
+    let (global, offset) = match counter {
+        layout::CodeCounter::Unknown => (None, None),
+        layout::CodeCounter::Global => (global, None),
+        layout::CodeCounter::Made(at) | layout::CodeCounter::Freed(at) => (None, Some(at)),
+    };
+    let per_interp = offset.into_iter().flat_map(move |at| {
+        interps
+            .iter()
+            .map(move |i| i.offset(at).unwrap_or(RemoteAddr::NULL))
+    });
+    global.into_iter().chain(per_interp)
+}
+
+/// The `width`-byte (4 or 8) counter at `at`.
+fn read_counter(mem: &dyn ReadMemory, at: RemoteAddr, width: usize) -> Result<u64> {
+    let mut word = [0u8; 8];
+    mem.read(at, &mut word[..width])?;
+    Ok(u64::from_le_bytes(word))
 }
 
 /// True when `interp` looks like an interpreter state: its first thread state points back.

@@ -158,12 +158,13 @@ offsets! {
     runtime_interpreters_head: "_PyRuntimeState" ["interpreters.head"] debug "runtime_state.interpreters_head";
     /// `PyInterpreterState.next`.
     interp_next: "PyInterpreterState" ["next"] debug "interpreter_state.next";
-    /// `sizeof(PyInterpreterState)`.
+    /// `sizeof(PyInterpreterState)`: compared with the target's in `layout::code_counter`.
     interp_size: "PyInterpreterState" ["sizeof"] debug "interpreter_state.size";
     /// `PyInterpreterState.func_state.next_version` (3.13+): the number the next code object
     /// made takes as its `co_version`.
     interp_code_version: "PyInterpreterState" ["func_state.next_version"];
-    /// `PyInterpreterState._code_object_generation` (3.14+): how many code objects were freed.
+    /// `PyInterpreterState._code_object_generation` (3.14+): how many code objects were freed;
+    /// taken from the target's debug offsets in `layout::code_counter`.
     interp_code_generation: "PyInterpreterState" ["_code_object_generation"] debug "interpreter_state.code_object_generation";
     /// `PyInterpreterState.threads.head`.
     interp_threads_head: "PyInterpreterState" ["threads.head", "tstate_head"] debug "interpreter_state.threads_head";

@@ -623,7 +623,8 @@ impl Sampler {
 
     /// Reads every thread's stack (and locals when asked) with the threads `pause` paused, or
     /// without pausing anything when `pause` is `None`. What the last sample read is read
-    /// again in one batch first (see [`Recall`]).
+    /// again in one batch first (see [`Recall`]). `confirm` is [`Confirm::Paused`] exactly
+    /// when pausing.
     fn read_stacks(
         process: &Process,
         interpreter: &mut Interpreter,
@@ -632,9 +633,10 @@ impl Sampler {
         pause: Option<&[u32]>,
         confirm: Confirm,
     ) -> Result<StacksAndLocals> {
-        let (_pause, confirm) = match pause {
-            Some(tids) => (Some(process.pause(tids)?), Confirm::Paused),
-            None => (None, confirm),
+        debug_assert_eq!(pause.is_some(), confirm == Confirm::Paused);
+        let _pause = match pause {
+            Some(tids) => Some(process.pause(tids)?),
+            None => None,
         };
         // Read without pausing, the sample is checked afterwards.
         recall.read_through(process, pause.is_none(), |mem| {
