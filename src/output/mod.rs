@@ -202,7 +202,11 @@ pub fn write_atomically(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    // A temporary file is private (0600) by default; the output is an ordinary new file,
+    // readable as the umask allows.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
         .map_err(|e| Error::io(context("cannot create a file beside"), e))?;
     write_buffered(tmp.as_file_mut(), path, fill)?;
     tmp.persist(path)
@@ -247,6 +251,22 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn an_output_file_gets_the_mode_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, plain) = (dir.path().join("out.svg"), dir.path().join("plain"));
+        write_atomically(&ours, |w| {
+            w.write_all(b"x").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        std::fs::File::create(&plain).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Under the usual umask 022 that is 0644, where a temporary file would be 0600.
+        assert_eq!(mode(&ours), mode(&plain), "both made under the same umask");
     }
 
     #[test]
