@@ -109,6 +109,15 @@ fn hint(err: &Error) -> Option<String> {
         Error::NotATerminal => "run it in a terminal, not through a pipe or into a file; \
              `sampler record -f raw` writes a profile without one"
             .into(),
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => "nothing is at that path: check it (a command \
+                 without a `/` is looked up in PATH; an output file's folder must exist)"
+                .into(),
+            std::io::ErrorKind::PermissionDenied => {
+                "check the permissions of that path (for an output file, of its folder too)".into()
+            }
+            _ => return None,
+        },
         Error::NotCollapsed(_) => "diff compares two profiles written by `sampler record -f raw`, \
              e.g. `sampler diff before.txt after.txt -o diff.svg`"
             .into(),

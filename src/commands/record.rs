@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::commands::{command_line, open_target, open_tree_root};
 use crate::config::{RecordConfig, Target};
-use crate::output::{write_atomically, write_stdout, Profile, Recording};
+use crate::output::{check_writable, write_atomically, write_stdout, Profile, Recording};
 use crate::process::Process;
 use crate::python::Interpreter;
 use crate::sampling::tree::ProcessTree;
@@ -186,16 +186,6 @@ fn behind_message(stats: &Stats, rate_hz: f64) -> Option<String> {
             stats.worst_lateness.as_secs_f64() * 1e3
         )
     })
-}
-
-fn check_writable(path: &Path) -> crate::error::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    tempfile::NamedTempFile::new_in(dir)
-        .map(drop)
-        .map_err(|e| crate::error::Error::io(format!("cannot write {}", path.display()), e))
 }
 
 /// `app-2026-11-21T05-25-11.svg` from the program's name and the time.

@@ -17,7 +17,7 @@ pub mod speedscope;
 pub mod summary;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
@@ -185,33 +185,62 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
+    let (path, into) = destination(path);
+    if into {
+        return write_buffered(&mut open_existing(&path)?, &path, fill);
+    }
+    let mut tmp = file_beside(&path)?;
+    write_buffered(tmp.as_file_mut(), &path, fill)?;
+    tmp.persist(&path)
+        .map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e.error))?;
+    Ok(())
+}
+
+/// Fails, before any sampling, when [`write_atomically`] could not write `path`: we may not
+/// write what it would write into, or no file can be made in the folder it would replace a
+/// file in.
+pub fn check_writable(path: &Path) -> Result<()> {
+    match destination(path) {
+        // Asked, not opened: opening a FIFO waits for its reader, and the reader would then
+        // see the end of its input before the profile.
+        (path, true) => nix::unistd::access(&path, nix::unistd::AccessFlags::W_OK)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e.into())),
+        (path, false) => file_beside(&path).map(drop),
+    }
+}
+
+/// Where output for `path` goes (the file a symbolic link names), and whether it is written
+/// into rather than replaced: something already there that is not a regular file.
+fn destination(path: &Path) -> (PathBuf, bool) {
     let resolved = std::fs::symlink_metadata(path)
         .is_ok_and(|m| m.file_type().is_symlink())
         .then(|| std::fs::canonicalize(path).ok())
-        .flatten();
-    let path = resolved.as_deref().unwrap_or(path);
-    let context = |what: &str| format!("{what} {}", path.display());
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(context("cannot open"), e))?;
-        return write_buffered(&mut file, path, fill);
-    }
+        .flatten()
+        .unwrap_or_else(|| path.to_path_buf());
+    let into = std::fs::metadata(&resolved).is_ok_and(|m| !m.is_file());
+    (resolved, into)
+}
+
+/// Opens what is at `path` for writing, as it is.
+fn open_existing(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// A new temporary file in the folder of `path`, to be renamed into place. A temporary file
+/// is private (0600) by default; the output is an ordinary new file, readable as the umask
+/// allows.
+fn file_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    // A temporary file is private (0600) by default; the output is an ordinary new file,
-    // readable as the umask allows.
-    let mut tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
-        .map_err(|e| Error::io(context("cannot create a file beside"), e))?;
-    write_buffered(tmp.as_file_mut(), path, fill)?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(context("cannot rename into"), e.error))?;
-    Ok(())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
 /// Writes what `fill` makes into `file` (the output `path`, or a file to become it) through
@@ -280,6 +309,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
+        check_writable(&fifo).expect("asked, without waiting for a reader");
         let reader = {
             let fifo = fifo.clone();
             std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())

@@ -156,6 +156,30 @@ fn a_command_that_cannot_start_is_reported() {
         stderr.starts_with("error: could not start `/nonexistent/python3`"),
         "{stderr}"
     );
+    assert!(error_lines(&stderr)[1].starts_with("hint: "), "{stderr}");
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_reported_before_sampling() {
+    // Checked before the command is started: it never runs.
+    let stderr = expect_error(
+        &[
+            "record",
+            "-o",
+            "/nonexistent/folder/out.svg",
+            "--",
+            "/nonexistent/python3",
+        ],
+        1,
+        Duration::from_secs(2),
+    );
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: cannot write /nonexistent/folder/out.svg: "),
+        "{stderr}"
+    );
+    assert!(lines[1].starts_with("hint: "), "{stderr}");
 }
 
 #[test]
