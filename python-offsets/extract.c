@@ -200,6 +200,22 @@ static int lowest_bit(unsigned long long bits)
         entry("STATE_" NAME "_SHIFT", shift_);                             \
         entry("STATE_" NAME "_MASK", (long long)(bits_ >> shift_));        \
     } while (0)
+
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* The same for the `active` bit of PyThreadState._status (3.12). */
+static void status_active_bit(void)
+{
+    static PyThreadState zero_, probe_;
+    volatile unsigned int one_ = 1;
+    memset(&zero_, 0, sizeof zero_);
+    memset(&probe_, 0, sizeof probe_);
+    probe_._status.active = one_;
+    entry("STATUS_ACTIVE_SHIFT",
+          lowest_bit(changed_bits((const unsigned char *)&zero_._status,
+                                  (const unsigned char *)&probe_._status,
+                                  sizeof zero_._status)));
+}
+#endif
 #endif /* PY3 */
 
 /* ------------------------------------------------------------------ */
@@ -326,6 +342,16 @@ int main(void)
     OFF(PyThreadState, current_frame);
 #endif
 #endif /* !LEGACY */
+#if PY_VERSION_HEX >= 0x030C0000
+    /* Whether the thread holds the GIL, read with the thread state: the
+     * `active` bit of `_status` in 3.12 (set while the thread is the current
+     * one, which it is exactly while it holds the GIL), `state` equal to
+     * _Py_THREAD_ATTACHED from 3.13. */
+    OFF(PyThreadState, _status);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    OFF(PyThreadState, state);
+#endif
 
 #if LEGACY
     section("PyFrameObject");
@@ -807,6 +833,12 @@ int main(void)
      * kept as it is. */
     STATE_BITFIELD(ready, "READY");
 #endif
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    status_active_bit();
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    CONST(_Py_THREAD_ATTACHED);
 #endif
 #ifdef Py_GIL_DISABLED
     entry("Py_GIL_DISABLED", 1);

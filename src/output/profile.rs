@@ -143,6 +143,10 @@ pub struct Profile {
     counts: Vec<u64>,
     /// The stack being counted, reused from sample to sample.
     scratch: Vec<u32>,
+    /// Per thread index, its last stack (see [`LastStack`]).
+    last: Vec<LastStack>,
+    /// How many times `seen` and `held` were emptied.
+    clears: u64,
     total: u64,
     timeline: Option<Timeline>,
 }
@@ -155,6 +159,18 @@ struct Timeline {
     last_seen: Vec<u64>,
     samples: u64,
     end: Duration,
+}
+
+/// A thread's last stack counted, as the frames it was made from: a thread whose stack has not
+/// changed since (the common case: a sampler takes many samples of each stack) is counted
+/// again without looking up each frame and the whole stack. The frames are known by the
+/// address of their function's shared part, held by [`Profile::held`] for as long as this is
+/// kept, and by their line.
+#[derive(Debug, Default)]
+struct LastStack {
+    frames: Vec<(usize, u32)>,
+    /// Index into `counts`; `None` when unknown.
+    stack: Option<u32>,
 }
 
 /// Most entries [`Profile::seen`] keeps before starting over (it is only a shortcut).
@@ -198,6 +214,18 @@ impl Profile {
                 continue;
             }
             let thread_index = self.thread_index(sample, thread);
+            // One process's samples only: a process tree's stacks also start with a root
+            // frame of the process.
+            let repeated = sample
+                .command_line
+                .is_none()
+                .then(|| self.repeated(thread_index, &thread.frames))
+                .flatten();
+            if let Some(stack) = repeated {
+                self.count(thread_index, stack, at);
+                continue;
+            }
+            let clears = self.clears;
             ids.clear();
             ids.push(thread_index);
             if let Some(command_line) = &sample.command_line {
@@ -219,11 +247,11 @@ impl Profile {
                     stack
                 }
             };
-            self.counts[stack as usize] += 1;
-            self.total += 1;
-            if let Some(timeline) = &mut self.timeline {
-                timeline.record(thread_index, Some(stack), at);
+            // Not when `held` was emptied half-way through the frames.
+            if sample.command_line.is_none() && clears == self.clears {
+                self.remember(thread_index, &thread.frames, stack);
             }
+            self.count(thread_index, stack, at);
         }
         if let Some(timeline) = &mut self.timeline {
             // Threads of this process that had a stack before and none now.
@@ -234,6 +262,51 @@ impl Profile {
             }
         }
         self.scratch = ids;
+    }
+
+    /// Counts one thread-sample of `stack`.
+    fn count(&mut self, thread_index: u32, stack: u32, at: Duration) {
+        self.counts[stack as usize] += 1;
+        self.total += 1;
+        if let Some(timeline) = &mut self.timeline {
+            timeline.record(thread_index, Some(stack), at);
+        }
+    }
+
+    /// The stack of `frames` when it is the thread's last one (see [`LastStack`]).
+    fn repeated(&self, thread_index: u32, frames: &[Frame]) -> Option<u32> {
+        let last = self.last.get(thread_index as usize)?;
+        let stack = last.stack?;
+        let same = last.frames.len() == frames.len()
+            && last
+                .frames
+                .iter()
+                .zip(frames)
+                .all(|(&(code, line), frame)| {
+                    code == Arc::as_ptr(&frame.code) as usize && line == frame.line
+                });
+        same.then_some(stack)
+    }
+
+    /// Keeps `frames` as the thread's last stack, counted as `stack`: only when every frame
+    /// is a function's, whose shared part [`Profile::frame_id`] holds (a marker's is made
+    /// afresh for each sample, and its address can come back as another's).
+    fn remember(&mut self, thread_index: u32, frames: &[Frame], stack: u32) {
+        let index = thread_index as usize;
+        if self.last.len() <= index {
+            self.last.resize_with(index + 1, LastStack::default);
+        }
+        let last = &mut self.last[index];
+        last.frames.clear();
+        last.stack = None;
+        if frames.iter().all(|f| f.kind == FrameKind::Python) {
+            last.frames.extend(
+                frames
+                    .iter()
+                    .map(|f| (Arc::as_ptr(&f.code) as usize, f.line)),
+            );
+            last.stack = Some(stack);
+        }
     }
 
     fn thread_index(&mut self, sample: &Sample, thread: &ThreadSample) -> u32 {
@@ -310,6 +383,9 @@ impl Profile {
         if self.seen.len() >= MAX_SEEN {
             self.seen.clear();
             self.held.clear();
+            // Their addresses are no longer held.
+            self.last.clear();
+            self.clears += 1;
         }
         self.seen.insert(key, id);
         self.held.push(frame.code.clone());
@@ -446,6 +522,61 @@ mod tests {
             (work.kind, &*work.file, work.line, work.first_line),
             (EntryKind::Python, "app.py", 3, 1)
         );
+    }
+
+    #[test]
+    fn a_stack_seen_again_counts_for_itself_and_a_changed_one_does_not() {
+        let mut profile = Profile::new(FrameStyle::Line);
+        let inner = frame("work", "app.py", 3, 1);
+        let outer = frame("<module>", "app.py", 9, 1);
+        let moved = Frame {
+            line: 4,
+            ..inner.clone()
+        };
+        let texts = |profile: &Profile| -> Vec<(String, u64)> {
+            profile
+                .stacks()
+                .iter()
+                .map(|s| {
+                    let names: Vec<String> = s
+                        .frames
+                        .iter()
+                        .map(|i| profile.entries()[*i as usize].text())
+                        .collect();
+                    (names.join(";"), s.count)
+                })
+                .collect()
+        };
+        let at = Duration::ZERO;
+        let first = sample(vec![vec![inner.clone(), outer.clone()]]);
+        profile.add_sample(&first, at);
+        profile.add_sample(&first, at);
+        // The same function at another line, on the same thread: a stack of its own.
+        profile.add_sample(&sample(vec![vec![moved, outer.clone()]]), at);
+        profile.add_sample(&first, at);
+        // The same function and line made afresh (another shared part): the same stack.
+        let again = frame("work", "app.py", 3, 1);
+        profile.add_sample(&sample(vec![vec![again, outer.clone()]]), at);
+        // A marker is made afresh every time, and stands for the same entry.
+        let capped = || sample(vec![vec![Frame::truncated(1), outer.clone()]]);
+        profile.add_sample(&capped(), at);
+        profile.add_sample(&capped(), at);
+        // Another thread with the first one's frames.
+        profile.add_sample(&sample(vec![vec![], vec![inner, outer]]), at);
+        assert_eq!(
+            texts(&profile),
+            [
+                ("<module> (app.py:9);work (app.py:3)".to_string(), 4),
+                ("<module> (app.py:9);work (app.py:4)".to_string(), 1),
+                (
+                    "<module> (app.py:9);[stack truncated at 1 frames]".to_string(),
+                    2
+                ),
+                ("<module> (app.py:9);work (app.py:3)".to_string(), 1),
+            ]
+        );
+        assert_eq!(profile.stacks()[3].thread, 1);
+        assert_eq!(profile.total(), 8);
     }
 
     #[test]

@@ -47,17 +47,40 @@ pub struct FrameRef {
     pub code: RemoteAddr,
 }
 
+/// What a walk records beside the frames, when its reader needs it: each frame's address
+/// ([`Walk::refs`], to read locals) and the words the stack was built from ([`Walk::marks`],
+/// for the full check of a stack read without pausing). Everything by default; a sampler
+/// that needs neither saves a few list entries a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extras {
+    /// Fill [`Walk::refs`].
+    pub refs: bool,
+    /// Fill [`Walk::marks`].
+    pub marks: bool,
+}
+
+impl Default for Extras {
+    fn default() -> Extras {
+        Extras {
+            refs: true,
+            marks: true,
+        }
+    }
+}
+
 /// A thread's frames, innermost first, where each is, and whether the depth cap cut the
 /// outermost ones.
 #[derive(Debug, Clone, Default)]
 pub struct Walk {
     /// The frames.
     pub frames: Vec<Frame>,
-    /// Where each frame of `frames` and its code object are, for reading its locals.
+    /// Where each frame of `frames` and its code object are, for reading its locals (empty
+    /// unless [`Extras::refs`]).
     pub refs: Vec<FrameRef>,
     /// True when frames beyond the cap were left out.
     pub truncated: bool,
-    /// The words the chain was built from, as the walk read them: see [`Mark`].
+    /// The words the chain was built from, as the walk read them: see [`Mark`] (empty
+    /// unless [`Extras::marks`]).
     pub marks: Vec<Mark>,
     /// Of those, the innermost frame's caller's instruction word: the caller waits at its
     /// call instruction for as long as the innermost call lasts.
@@ -242,6 +265,8 @@ impl Scratch {
 /// Walks `thread`'s frames. `last` is the same thread's frames from an earlier walk (or
 /// empty): the walk fills that list again, and the frames that have not changed (most of a
 /// steady program's, from the outermost in) are kept as they are rather than made afresh.
+/// `extras` says what else to record.
+#[allow(clippy::too_many_arguments)]
 pub fn walk(
     mem: &dyn ReadMemory,
     layout: &Layout,
@@ -250,6 +275,7 @@ pub fn walk(
     thread: &ThreadState,
     max_depth: usize,
     last: Vec<Frame>,
+    extras: Extras,
 ) -> Result<Walk> {
     let (mut marks, mut refs) = scratch.spare.pop().unwrap_or_default();
     marks.clear();
@@ -283,16 +309,18 @@ pub fn walk(
                     return Err(Error::corrupt("interpreter frames need inline bytecode"))
                 }
             };
-            let step = interpreter_step(mem, f, start, thread, links);
+            let step = interpreter_step(mem, f, start, thread, extras.marks.then_some(links));
             follow_chain(thread.frame, max_depth, truncated, chain, step)?
         }
         FrameModel::Objects(f) => {
-            let step = object_step(mem, f, links);
+            let step = object_step(mem, f, extras.marks.then_some(links));
             follow_chain(thread.frame, max_depth, truncated, chain, step)?
         }
     };
     // Every instruction word but the innermost frame's is one the stack was built from.
-    walk.marks.extend(chain.iter().skip(1).map(|c| c.mark));
+    if extras.marks {
+        walk.marks.extend(chain.iter().skip(1).map(|c| c.mark));
+    }
     *most_marks = (*most_marks).max(walk.marks.len());
     walk.caller = chain.get(1).map(|c| c.mark);
     // Then the code objects: cached ones are re-checked in one batch, new ones read. A
@@ -308,7 +336,9 @@ pub fn walk(
     // that is the same function at the same line stays.
     let frames = &mut walk.frames;
     frames.reverse();
-    walk.refs.reserve(chain.len());
+    if extras.refs {
+        walk.refs.reserve(chain.len());
+    }
     let mut kept = 0;
     // The frame the step before placed: a recursive call's frames are the same code object
     // at the same offset, and so the same frame, placed again with no lookup.
@@ -347,10 +377,12 @@ pub fn walk(
             }
         }
         kept += 1;
-        walk.refs.push(FrameRef {
-            frame: step.frame,
-            code: step.code,
-        });
+        if extras.refs {
+            walk.refs.push(FrameRef {
+                frame: step.frame,
+                code: step.code,
+            });
+        }
     }
     frames.truncate(kept);
     frames.reverse();
@@ -413,13 +445,13 @@ fn follow_chain(
 
 /// 3.11+: one step of a chain of interpreter frames for [`follow_chain`], shims skipped,
 /// frames mostly read from the data-stack copy. Adds the link and code words it reads to
-/// `links`.
+/// `links`, when given.
 fn interpreter_step<'a>(
     mem: &'a dyn ReadMemory,
     f: &'a FrameLayout,
     code_start: u64,
     thread: &ThreadState,
-    links: &'a mut Vec<Mark>,
+    mut links: Option<&'a mut Vec<Mark>>,
 ) -> impl FnMut(RemoteAddr) -> Result<Step> + 'a {
     let mut prefetch = Prefetch::new(mem, f.chunk, thread);
     let mut python_seen = false;
@@ -430,12 +462,14 @@ fn interpreter_step<'a>(
             // batch's copy when it holds one.
             None => mem.read_cow(addr, f.size as usize)?,
         };
-        links.push(Mark::word(&buf, addr, f.previous)?);
-        // A caller's instruction word points into its code object, so it stands for the
-        // code object too; up to the innermost Python frame, whose instruction moves, the
-        // code object's word is checked itself.
-        if !python_seen {
-            links.push(Mark::word(&buf, addr, f.executable)?);
+        if let Some(links) = links.as_deref_mut() {
+            links.push(Mark::word(&buf, addr, f.previous)?);
+            // A caller's instruction word points into its code object, so it stands for the
+            // code object too; up to the innermost Python frame, whose instruction moves, the
+            // code object's word is checked itself.
+            if !python_seen {
+                links.push(Mark::word(&buf, addr, f.executable)?);
+            }
         }
         let frame = if f.shim_owners.contains(&buf.u8_at(f.owner)?) {
             None
@@ -457,16 +491,18 @@ fn interpreter_step<'a>(
 }
 
 /// 2.7–3.10: one step of a chain of frame objects (by `f_back`) for [`follow_chain`]. Adds
-/// the link and code words it reads to `links`.
+/// the link and code words it reads to `links`, when given.
 fn object_step<'a>(
     mem: &'a dyn ReadMemory,
     f: &'a FrameObjectLayout,
-    links: &'a mut Vec<Mark>,
+    mut links: Option<&'a mut Vec<Mark>>,
 ) -> impl FnMut(RemoteAddr) -> Result<Step> + 'a {
     move |addr| {
         let buf = mem.read_cow(addr, f.size as usize)?;
-        links.push(Mark::word(&buf, addr, f.back)?);
-        links.push(Mark::word(&buf, addr, f.code)?);
+        if let Some(links) = links.as_deref_mut() {
+            links.push(Mark::word(&buf, addr, f.back)?);
+            links.push(Mark::word(&buf, addr, f.code)?);
+        }
         let raw = buf.i32_at(f.lasti)?;
         let mark = Mark {
             at: addr.offset(f.lasti)?,
@@ -550,6 +586,7 @@ mod tests {
             frame: RemoteAddr(newest + 24),
             frame_slot: RemoteAddr::NULL,
             datastack: Some((RemoteAddr(newest), RemoteAddr(newest + 24 + 8 * 50))),
+            holds_gil: None,
         };
         let mut prefetch = Prefetch::new(&mem, Some(CHUNKS), &thread);
         assert_eq!(mem.reads(), 1);

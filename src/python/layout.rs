@@ -129,6 +129,18 @@ pub enum GilHolder {
         /// Offset of `_gil.last_holder`.
         holder: u64,
     },
+    /// 3.12+: each thread state says whether its thread holds the GIL, in the 32-bit word at
+    /// `word`: it does when `word & mask == value` (3.12: the `active` bit of `_status`,
+    /// 3.13+: `state == _Py_THREAD_ATTACHED`). Read with the thread state, this costs nothing
+    /// more, where the interpreter's GIL is a read of its own, often on a page of its own.
+    ThreadWord {
+        /// Offset in `PyThreadState`.
+        word: u64,
+        /// The bits that tell.
+        mask: u32,
+        /// What they hold while the thread holds the GIL.
+        value: u32,
+    },
 }
 
 /// How names and file names are stored.
@@ -703,6 +715,8 @@ impl Layout {
     pub fn new(version: PyVersion, table: &Table, debug: Option<&DebugOffsets>) -> Result<Layout> {
         Self::check_supported(version)?;
         let mut offsets = Offsets::from_table(table);
+        // The table's own, before the target's debug offsets replace it.
+        let table_status = offsets.tstate_status;
         let mut source = format!("python-offsets/{}.toml", table.name);
         let code_counter = code_counter(version, table, debug, offsets.interp_code_version);
         if let Some(debug) = debug {
@@ -884,7 +898,9 @@ impl Layout {
             bytes_data,
             names,
         };
-        let gil = if at_least(3, 12) {
+        let gil = if let Some(word) = thread_gil_word(version, &offsets, table_status) {
+            word
+        } else if at_least(3, 12) {
             let locked = match offsets.interp_gil_locked {
                 Some(at) => at,
                 None => need("interp_gil_struct")? + need("gil_locked")?,
@@ -934,6 +950,43 @@ impl Layout {
 /// do not cover: the table is trusted with it only when it agrees with them on the
 /// interpreter state's size and on the members before it that both give, since a wrong word
 /// that never moves would have stale code objects taken for current ones.
+/// [`GilHolder::ThreadWord`] for 3.12+ when the offsets have it. From 3.13 the word
+/// (`state`) comes from the table only, so it is used only when the table agrees with the
+/// target's debug offsets on where `_status`, just before it, is (`table_status` is the
+/// table's).
+fn thread_gil_word(
+    version: PyVersion,
+    offsets: &Offsets,
+    table_status: Option<u64>,
+) -> Option<GilHolder> {
+    if version < PyVersion::new(3, 12, 0) {
+        return None;
+    }
+    if version < PyVersion::new(3, 13, 0) {
+        let shift = offsets.status_active_shift.filter(|s| *s < 32)?;
+        let mask = 1u32 << shift;
+        return Some(GilHolder::ThreadWord {
+            word: offsets.tstate_status?,
+            mask,
+            value: mask,
+        });
+    }
+    if table_status.is_none() || table_status != offsets.tstate_status {
+        log::info!(
+            "the thread state's layout differs from the table's (_status at {:?}, {:?} in the \
+             table): the GIL is read from the interpreter",
+            offsets.tstate_status,
+            table_status
+        );
+        return None;
+    }
+    Some(GilHolder::ThreadWord {
+        word: offsets.tstate_state?,
+        mask: u32::MAX,
+        value: u32::try_from(offsets.thread_attached?).ok()?,
+    })
+}
+
 fn code_counter(
     version: PyVersion,
     table: &Table,

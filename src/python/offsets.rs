@@ -269,6 +269,15 @@ offsets! {
     interp_gil_locked: "PyInterpreterState" ["_gil.locked"] debug "interpreter_state.gil_runtime_state_locked";
     /// `PyInterpreterState._gil.last_holder` as the debug offsets give it (3.13+).
     interp_gil_holder: "PyInterpreterState" ["_gil.last_holder"] debug "interpreter_state.gil_runtime_state_holder";
+    /// `PyThreadState._status` (3.12+): bits of the thread's life; in 3.12 `active`, set while
+    /// the thread holds the GIL.
+    tstate_status: "PyThreadState" ["_status"] debug "thread_state.status";
+    /// Bit position of `active` in `PyThreadState._status` (3.12).
+    status_active_shift: "constants" ["STATUS_ACTIVE_SHIFT"];
+    /// `PyThreadState.state` (3.13+): attached (holding the GIL), detached or suspended.
+    tstate_state: "PyThreadState" ["state"];
+    /// `_Py_THREAD_ATTACHED` (3.13+): the `state` of a thread that holds the GIL.
+    thread_attached: "constants" ["_Py_THREAD_ATTACHED"];
     /// `FRAME_OWNED_BY_CSTACK` (3.12+): shim frames of C calls into Python.
     owner_cstack: "constants" ["FRAME_OWNED_BY_CSTACK"];
     /// `FRAME_OWNED_BY_INTERPRETER` (3.14+): the interpreter's own base frames.

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::{Fields, ReadMemory, RemoteAddr};
-use crate::python::layout::{FrameRoot, Layout};
+use crate::python::layout::{FrameRoot, GilHolder, Layout};
 
 /// Most interpreters we follow in one process.
 pub const MAX_INTERPRETERS: usize = 256;
@@ -26,6 +26,9 @@ pub struct ThreadState {
     pub frame_slot: RemoteAddr,
     /// `(datastack_chunk, datastack_top)`: where this thread's frames mostly live.
     pub datastack: Option<(RemoteAddr, RemoteAddr)>,
+    /// Whether the thread holds the GIL, when its thread state tells
+    /// ([`crate::python::layout::GilHolder::ThreadWord`]).
+    pub holds_gil: Option<bool>,
 }
 
 /// Addresses of every interpreter, main first.
@@ -88,6 +91,12 @@ pub fn threads(
             datastack: match t.datastack {
                 Some((chunk, top)) => Some((buf.addr_at(chunk)?, buf.addr_at(top)?)),
                 None => None,
+            },
+            holds_gil: match layout.gil {
+                GilHolder::ThreadWord { word, mask, value } => {
+                    Some(buf.u32_at(word)? & mask == value)
+                }
+                _ => None,
             },
         });
         addr = buf.addr_at(t.next)?;

@@ -17,6 +17,7 @@ use crate::error::{Error, Recovery, Result};
 use crate::model::{Local, Sample, ThreadSample};
 use crate::process::recall::Recall;
 use crate::process::{pthread, OsThread, Process, ReadMemory, ThreadStates};
+use crate::python::frames::Extras;
 use crate::python::threading::ThreadNames;
 use crate::python::{Check, CheckBuffers, Confirm, Interpreter, ThreadStack};
 
@@ -160,8 +161,9 @@ pub trait Source {
 
     /// Work between ticks (a process tree looks for new processes here). Called before the
     /// first tick and at least every 50 ms while waiting for the next; an error aborts.
-    fn maintain(&mut self) -> Result<()> {
-        Ok(())
+    /// Returns true when it did some (and so took time).
+    fn maintain(&mut self) -> Result<bool> {
+        Ok(false)
     }
 
     /// Called once when sampling has ended: samples dropped but not reported yet.
@@ -228,18 +230,17 @@ pub trait Source {
             progress(&stats);
             if let Some(end) = end.filter(|end| due >= *end) {
                 // Do not run past the duration: wait out the remainder and stop.
-                wait_until(end, stop, self)?;
+                wait_until(end, now, stop, self)?;
                 break if stop.load(Ordering::Relaxed) {
                     StopReason::Interrupted
                 } else {
                     StopReason::Duration
                 };
             }
-            wait_until(due, stop, self)?;
+            let now = wait_until(due, now, stop, self)?;
             // A tick on a process that has exited fails and is classified as such; this check
             // is for sources whose ticks outlive their target (a process tree), and is
             // rate-limited because it costs a system call.
-            let now = Instant::now();
             if now - last_alive_check >= ALIVE_CHECK {
                 last_alive_check = now;
                 if !self.target().is_alive() {
@@ -355,6 +356,11 @@ impl Sampler {
         if !options.full_filenames {
             interpreter.shorten_file_names(process.pid());
         }
+        // Frame addresses serve locals only; the words of a stack, the full check only.
+        interpreter.extras = Extras {
+            refs: options.locals,
+            marks: options.pausing == Pausing::OnRace && !options.locals,
+        };
         Sampler {
             interpreter,
             options,
@@ -753,19 +759,24 @@ const ALIVE_CHECK: Duration = Duration::from_millis(25);
 const MIN_SLEEP: Duration = Duration::from_micros(50);
 
 /// Waits until `deadline`, in slices of at most 50 ms so that Ctrl-C is noticed quickly even
-/// at low rates and the source's between-ticks work gets its turn.
+/// at low rates and the source's between-ticks work gets its turn. `now` is the time it is
+/// called at; returns the time it returns at (`now` again when it did not sleep: at high
+/// rates most ticks come straight after the last, and a clock read is worth saving).
 fn wait_until<S: Source + ?Sized>(
     deadline: Instant,
+    mut now: Instant,
     stop: &AtomicBool,
     source: &mut S,
-) -> Result<()> {
+) -> Result<Instant> {
     loop {
-        source.maintain()?;
-        let now = Instant::now();
+        if source.maintain()? {
+            now = Instant::now();
+        }
         if now + MIN_SLEEP >= deadline || stop.load(Ordering::Relaxed) {
-            return Ok(());
+            return Ok(now);
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        now = Instant::now();
     }
 }
 

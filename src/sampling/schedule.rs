@@ -66,10 +66,11 @@ impl Schedule {
         self.next_due
     }
 
-    /// A random instant inside slot `slot`.
+    /// A random instant inside slot `slot`. In whole nanoseconds, worked out in floating
+    /// point (exact for over a hundred days), which is cheaper than `Duration`'s own.
     fn due_in(&mut self, slot: u64) -> Instant {
-        let offset = self.interval.mul_f64(slot as f64 + self.uniform());
-        self.start + offset
+        let nanos = self.interval.as_nanos() as f64 * (slot as f64 + self.uniform());
+        self.start + Duration::from_nanos(nanos as u64)
     }
 
     /// A uniform draw in [0, 1): xorshift64*, plenty for jitter and reproducible from the seed.

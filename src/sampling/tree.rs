@@ -461,11 +461,12 @@ impl Source for ProcessTree {
         self.sample_each(&mut |sample, _| sink(sample))
     }
 
-    fn maintain(&mut self) -> Result<()> {
-        if Instant::now() >= self.next_poll {
-            self.poll()?;
+    fn maintain(&mut self) -> Result<bool> {
+        if Instant::now() < self.next_poll {
+            return Ok(false);
         }
-        Ok(())
+        self.poll()?;
+        Ok(true)
     }
 
     /// The held errors of the processes that are still alive.
